@@ -1,0 +1,52 @@
+// Where a password comes from: --password-stdin, else EDFS_PASSWORD, else a prompt on the terminal.
+import { UsageError } from './errors'
+
+export interface PasswordSource {
+  passwordStdin?: boolean
+}
+
+export async function readPassword(opts: PasswordSource, prompt = 'Password: ', confirm = false): Promise<string> {
+  let password: string
+  if (opts.passwordStdin) password = (await readAllStdin()).replace(/\r?\n$/, '')
+  else if (process.env.EDFS_PASSWORD !== undefined) password = process.env.EDFS_PASSWORD
+  else {
+    if (!process.stdin.isTTY) throw new UsageError('no password: use --password-stdin, set EDFS_PASSWORD, or run on a terminal')
+    password = await promptHidden(prompt)
+    if (confirm && (await promptHidden('Again: ')) !== password) throw new UsageError('the two passwords differ')
+  }
+  if (password.length === 0) throw new UsageError('the password is empty')
+  return password
+}
+
+async function readAllStdin(): Promise<string> {
+  const parts: Buffer[] = []
+  for await (const part of process.stdin) parts.push(part as Buffer)
+  return Buffer.concat(parts).toString('utf8')
+}
+
+/** Reads a line from the terminal without echoing it. */
+function promptHidden(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin
+    process.stderr.write(prompt)
+    stdin.setRawMode(true)
+    stdin.resume()
+    let line = ''
+    const done = (err?: Error) => {
+      stdin.setRawMode(false)
+      stdin.pause()
+      stdin.off('data', onData)
+      process.stderr.write('\n')
+      err ? reject(err) : resolve(line)
+    }
+    const onData = (data: Buffer) => {
+      for (const ch of data.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done()
+        if (ch === '\u0003') return done(new UsageError('cancelled', 130))
+        if (ch === '\u007f' || ch === '\b') line = line.slice(0, -1)
+        else line += ch
+      }
+    }
+    stdin.on('data', onData)
+  })
+}

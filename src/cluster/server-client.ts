@@ -1,0 +1,261 @@
+// One storage server as the client sees it: keep-alive HTTP(S), login, signed requests, timeouts.
+// Single attempts only; retries, health and placement live in the pool above it.
+import http from 'node:http'
+import https from 'node:https'
+import { randomBytes } from 'node:crypto'
+import {
+  BlobListBody, ChallengeBody, ErrorBody, HEADERS, HealthBody, LoginBody, ROUTES, ServerError, StatsBody,
+  authMessage, clientProof, deriveKeys, serverSignature, sessionKey, sha256Hex, signRequest,
+} from '../protocol'
+
+export interface ServerClientOptions {
+  url: string
+  user: string
+  password: string
+  /** Longest silence allowed on a connection (connect, first byte, between bytes). */
+  timeoutMs?: number
+  /** PEM of a CA to trust for https URLs (pinning a private CA). */
+  ca?: string | Buffer
+  maxSockets?: number
+}
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number
+  /** Last byte, exclusive. */
+  end: number
+}
+
+interface Answer {
+  status: number
+  headers: http.IncomingHttpHeaders
+  body: Buffer
+}
+
+interface Session {
+  id: string
+  key: Buffer
+}
+
+const SESSION_RETRY_CODES = new Set(['session-expired'])
+
+export class ServerClient {
+  readonly url: string
+  readonly user: string
+  private readonly password: string
+  private readonly base: URL
+  private readonly agent: http.Agent
+  private readonly timeoutMs: number
+  private session: Promise<Session> | null = null
+  /** The server's stable id, known after the first health call. */
+  id: string | undefined
+
+  constructor(opts: ServerClientOptions) {
+    this.base = new URL(opts.url)
+    if (this.base.protocol !== 'http:' && this.base.protocol !== 'https:') throw new Error(`unsupported server URL ${opts.url}`)
+    this.url = this.base.origin
+    this.user = opts.user
+    this.password = opts.password
+    this.timeoutMs = opts.timeoutMs ?? 30_000
+    const agentOptions = { keepAlive: true, maxSockets: opts.maxSockets ?? 16, ca: opts.ca }
+    this.agent = this.base.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions)
+  }
+
+  close(): void {
+    this.agent.destroy()
+  }
+
+  async health(): Promise<HealthBody> {
+    const body = this.json<HealthBody>(await this.expectOk(await this.raw('GET', ROUTES.health)))
+    this.id = body.id
+    return body
+  }
+
+  async stats(): Promise<StatsBody> {
+    return this.json<StatsBody>(await this.signed('GET', ROUTES.stats))
+  }
+
+  /** Stores a blob; the server checks that `id` is the SHA-256 of `data`. */
+  async putBlob(id: string, data: Buffer): Promise<'created' | 'exists'> {
+    const a = await this.signed('PUT', ROUTES.blob(id), data, id)
+    return a.status === 201 ? 'created' : 'exists'
+  }
+
+  /** The blob's bytes (or the range of them), or null when the server does not hold it. */
+  async getBlob(id: string, range?: ByteRange): Promise<Buffer | null> {
+    const headers = range ? { range: `bytes=${range.start}-${range.end - 1}` } : undefined
+    const a = await this.signed('GET', ROUTES.blob(id), undefined, undefined, headers, [404])
+    return a.status === 404 ? null : a.body
+  }
+
+  /** The blob's size, or null when absent. */
+  async headBlob(id: string): Promise<number | null> {
+    const a = await this.signed('HEAD', ROUTES.blob(id), undefined, undefined, undefined, [404])
+    return a.status === 404 ? null : Number(a.headers['content-length'])
+  }
+
+  /** True when the blob existed and was removed. */
+  async deleteBlob(id: string): Promise<boolean> {
+    const a = await this.signed('DELETE', ROUTES.blob(id), undefined, undefined, undefined, [404])
+    return a.status !== 404
+  }
+
+  /** Which of these ids the server holds. */
+  async have(ids: string[]): Promise<string[]> {
+    const a = await this.signed('POST', ROUTES.blobsHave, Buffer.from(JSON.stringify({ ids })))
+    return this.json<{ have: string[] }>(a).have
+  }
+
+  async listBlobs(after?: string, limit?: number): Promise<BlobListBody> {
+    const q = new URLSearchParams()
+    if (after) q.set('after', after)
+    if (limit) q.set('limit', String(limit))
+    const qs = q.toString()
+    return this.json<BlobListBody>(await this.signed('GET', ROUTES.blobs + (qs ? `?${qs}` : '')))
+  }
+
+  async getRecord(name: string): Promise<{ version: number; value: Buffer } | null> {
+    const a = await this.signed('GET', ROUTES.record(name), undefined, undefined, undefined, [404])
+    if (a.status === 404) return null
+    return { version: Number(a.headers[HEADERS.version]), value: a.body }
+  }
+
+  /** Compare-and-swap: writes only if the stored version is `expectVersion` (0: absent). Returns the new version. */
+  async putRecord(name: string, expectVersion: number, value: Buffer): Promise<number> {
+    const a = await this.signed('PUT', ROUTES.record(name), value, undefined, { [HEADERS.expectVersion]: String(expectVersion) })
+    return this.json<{ version: number }>(a).version
+  }
+
+  async deleteRecord(name: string, expectVersion: number): Promise<void> {
+    await this.signed('DELETE', ROUTES.record(name), undefined, undefined, { [HEADERS.expectVersion]: String(expectVersion) })
+  }
+
+  /** Logs in now (normally done on the first signed request). Throws ServerError 401 on a wrong password. */
+  async login(): Promise<void> {
+    this.session = null
+    await this.currentSession()
+  }
+
+  private currentSession(): Promise<Session> {
+    if (!this.session) {
+      this.session = this.doLogin()
+      this.session.catch(() => (this.session = null))
+    }
+    return this.session
+  }
+
+  private async doLogin(): Promise<Session> {
+    const clientNonce = randomBytes(24).toString('base64')
+    const ch = this.json<ChallengeBody>(await this.expectOk(await this.raw('POST', ROUTES.challenge, jsonBody({ user: this.user, clientNonce }))))
+    const keys = await deriveKeys(this.password, Buffer.from(ch.salt, 'base64'), { N: ch.N, r: ch.r, p: ch.p })
+    const message = authMessage(this.user, clientNonce, ch.serverNonce)
+    const proof = clientProof(keys, message).toString('base64')
+    const login = this.json<LoginBody>(
+      await this.expectOk(await this.raw('POST', ROUTES.login, jsonBody({ user: this.user, clientNonce, serverNonce: ch.serverNonce, proof }))),
+    )
+    if (serverSignature(keys.serverKey, message).toString('base64') !== login.serverSignature) {
+      throw new ServerError(401, 'unauthorized', 'the server could not prove it knows this user (wrong server or tampered users file)', this.url)
+    }
+    return { id: login.session, key: sessionKey(keys.clientKey, message) }
+  }
+
+  /** A signed request; logs in again once when the server forgot the session (e.g. it restarted). */
+  private async signed(
+    method: string, path: string, body?: Buffer, contentSha256?: string,
+    headers?: Record<string, string>, okStatuses: number[] = [],
+  ): Promise<Answer> {
+    for (let attempt = 0; ; attempt++) {
+      const session = await this.currentSession()
+      const sha = body ? (contentSha256 ?? sha256Hex(body)) : ''
+      const all: Record<string, string> = { ...headers, [HEADERS.authorization]: signRequest(session.id, session.key, method, path, sha) }
+      if (body) all[HEADERS.contentSha256] = sha
+      const a = await this.raw(method, path, body, all)
+      if (a.status === 401 && attempt === 0) {
+        const code = method === 'HEAD' ? 'session-expired' : this.errorBody(a)?.error
+        if (code && SESSION_RETRY_CODES.has(code)) {
+          if (this.session) {
+            const current = await this.session.catch(() => null)
+            if (current === session) this.session = null
+          }
+          continue
+        }
+      }
+      return okStatuses.includes(a.status) ? a : this.expectOk(a)
+    }
+  }
+
+  private raw(method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      const mod = this.base.protocol === 'https:' ? https : http
+      const allHeaders: Record<string, string | number> = { ...headers }
+      if (body !== undefined) {
+        allHeaders['content-length'] = Buffer.byteLength(body)
+        if (!allHeaders['content-type']) allHeaders['content-type'] = typeof body === 'string' ? 'application/json' : 'application/octet-stream'
+      }
+      const req = mod.request(
+        { protocol: this.base.protocol, hostname: this.base.hostname, port: this.base.port, method, path, headers: allHeaders, agent: this.agent },
+        (res) => {
+          const expected = Number(res.headers['content-length'])
+          const parts: Buffer[] = []
+          res.on('data', (d: Buffer) => parts.push(d))
+          res.on('error', reject)
+          res.on('end', () => {
+            const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+            if (method !== 'HEAD' && Number.isFinite(expected) && data.length !== expected) {
+              reject(new ServerError(res.statusCode ?? 0, 'unknown', `short answer: ${data.length} of ${expected} bytes`, this.url))
+              return
+            }
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data })
+          })
+          res.on('aborted', () => reject(new ServerError(res.statusCode ?? 0, 'unknown', 'answer aborted', this.url)))
+        },
+      )
+      req.setTimeout(this.timeoutMs, () => req.destroy(new TimeoutError(this.url, this.timeoutMs)))
+      req.on('error', (err) => reject(err instanceof TimeoutError ? err : new UnreachableError(this.url, err)))
+      req.end(body)
+    })
+  }
+
+  private expectOk(a: Answer): Answer {
+    if (a.status >= 200 && a.status < 300) return a
+    const e = this.errorBody(a)
+    throw new ServerError(a.status, e?.error ?? 'unknown', e?.message ?? `HTTP ${a.status}`, this.url, e ?? undefined)
+  }
+
+  private errorBody(a: Answer): ErrorBody | null {
+    try {
+      const parsed = JSON.parse(a.body.toString('utf8')) as ErrorBody
+      return typeof parsed?.error === 'string' ? parsed : null
+    } catch {
+      return null
+    }
+  }
+
+  private json<T>(a: Answer): T {
+    try {
+      return JSON.parse(a.body.toString('utf8')) as T
+    } catch {
+      throw new ServerError(a.status, 'unknown', 'answer is not JSON', this.url)
+    }
+  }
+}
+
+function jsonBody(value: unknown): string {
+  return JSON.stringify(value)
+}
+
+/** The server did not answer within the timeout (connect, first byte or between bytes). */
+export class TimeoutError extends Error {
+  constructor(readonly server: string, readonly timeoutMs: number) {
+    super(`${server}: no answer within ${timeoutMs} ms`)
+    this.name = 'TimeoutError'
+  }
+}
+
+/** The connection failed (refused, reset, DNS, TLS). */
+export class UnreachableError extends Error {
+  constructor(readonly server: string, override readonly cause: Error) {
+    super(`${server}: ${cause.message}`)
+    this.name = 'UnreachableError'
+  }
+}
