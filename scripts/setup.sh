@@ -4,6 +4,59 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# --- fuse-native: our patched copy --------------------------------------------------------------
+# patches/fuse-native+2.2.6.patch (applied by patch-package) adds the big_writes option and fixes
+# utimens, whose bug is in the C addon (mtime was never passed): the addon is rebuilt from the
+# patched source with node-gyp (python3, make, g++; node's headers from the local install when
+# present, else node-gyp downloads them). Runs from `postinstall` and from this script; it does
+# nothing when the patch is applied and the addon was built from the current source (a stamp).
+ensure_fuse_native() {
+  local dir=node_modules/fuse-native
+  [ -d "$dir" ] || return 0
+  if ! grep -q 'EDFS_PATCH' "$dir/index.js"; then
+    if [ ! -x node_modules/.bin/patch-package ]; then
+      echo "edfs setup: warning: fuse-native is not patched (patch-package, a devDependency, is not installed);" >&2
+      echo "edfs setup: warning: \`edfs mount\` will refuse to run. Install with dev dependencies, or copy node_modules from a full install." >&2
+      return 0
+    fi
+    node_modules/.bin/patch-package --error-on-fail >/dev/null
+    grep -q 'EDFS_PATCH' "$dir/index.js" || { echo "edfs setup: patching fuse-native failed" >&2; exit 1; }
+  fi
+  local want stamp="$dir/build/edfs-native.stamp"
+  want=$(sha256sum "$dir/fuse-native.c" | cut -d' ' -f1)
+  if [ -f "$dir/build/Release/fuse.node" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  local gyp=${npm_config_node_gyp:-}
+  if [ -z "$gyp" ] || [ ! -f "$gyp" ]; then
+    gyp="$(npm root -g 2>/dev/null)/npm/node_modules/node-gyp/bin/node-gyp.js"
+    [ -f "$gyp" ] || gyp=node_modules/node-gyp/bin/node-gyp.js
+  fi
+  [ -f "$gyp" ] || { echo "edfs setup: node-gyp not found (it comes with npm); cannot build fuse-native" >&2; exit 1; }
+  gyp=$(realpath "$gyp")
+  local args=(rebuild)
+  local prefix
+  prefix=$(dirname "$(dirname "$(node -p process.execPath)")")
+  if [ -z "${npm_config_nodedir:-}" ] && [ -f "$prefix/include/node/node_api.h" ]; then args+=("--nodedir=$prefix"); fi
+  echo "edfs setup: building the patched fuse-native addon"
+  local log
+  log=$(mktemp)
+  if ! (cd "$dir" && node "$gyp" "${args[@]}") >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    rm -f "$log"
+    echo "edfs setup: building fuse-native failed (it needs python3, make and g++)" >&2
+    exit 1
+  fi
+  rm -f "$log"
+  grep -q edfs_patch "$dir/build/Release/fuse.node" || { echo "edfs setup: the built fuse-native addon lacks the edfs patch" >&2; exit 1; }
+  echo "$want" >"$stamp"
+}
+
+if [ "${1:-}" = "--fuse-native" ]; then
+  ensure_fuse_native
+  exit 0
+fi
+
 need_apt=()
 [ -e /usr/lib/x86_64-linux-gnu/libfuse.so.2 ] || ldconfig -p 2>/dev/null | grep -q 'libfuse.so.2 ' || need_apt+=(libfuse2)
 command -v fusermount >/dev/null 2>&1 || need_apt+=(fuse)
@@ -22,3 +75,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "edfs setup: installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+ensure_fuse_native
