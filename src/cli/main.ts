@@ -1,6 +1,7 @@
 // The `edfs` command line: each command lives in its own module under commands/ and registers itself.
 import { Command } from 'commander'
 import { reportAndExit } from './errors'
+import { registerInit } from './commands/init'
 import { registerServer } from './commands/server'
 
 const VERSION: string = require('../../../package.json').version
@@ -11,6 +12,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
   registerServer(program)
+  registerInit(program)
   return program
 }
 

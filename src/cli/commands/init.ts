@@ -1,0 +1,114 @@
+// `edfs init`: create the user's volume on the servers, or attach to the one they already hold.
+import { access } from 'node:fs/promises'
+import { Command } from 'commander'
+import { createKeyFile, serializeKeyFile } from '../../crypto'
+import { Volume } from '../../volume'
+import { MetadataLog } from '../../volume/metadata'
+import { ClientConfig, configPath, keyFilePath, saveConfig, writePrivateFile } from '../config'
+import { UsageError } from '../errors'
+import { readPassword } from '../password'
+import { parseSize } from '../units'
+import { KEYFILE_RECORD, connect, fetchKeyFile, unlock } from '../volume-open'
+
+interface InitOptions {
+  servers: string
+  user: string
+  replicas: string
+  writeQuorum: string
+  chunkSize: string
+  timeout: string
+  ca?: string
+  config?: string
+  force?: boolean
+  passwordStdin?: boolean
+}
+
+export function registerInit(program: Command): void {
+  program
+    .command('init')
+    .description("create this user's volume on the servers, or attach to the one they already hold")
+    .requiredOption('--servers <urls>', 'comma-separated server URLs')
+    .requiredOption('--user <name>', 'user name on the servers')
+    .option('--replicas <n>', 'copies of each chunk (a new volume only)', '2')
+    .option('--write-quorum <n>', 'copies a write needs to succeed when servers are down', '1')
+    .option('--chunk-size <size>', 'chunk size (a new volume only)', '4MiB')
+    .option('--timeout <ms>', 'timeout of each server call in milliseconds', '30000')
+    .option('--ca <file>', 'PEM certificate of a CA to trust for https servers')
+    .option('--config <file>', 'config file to write (default: $EDFS_CONFIG or ~/.config/edfs/config.json)')
+    .option('--force', 'overwrite an existing config file')
+    .option('--password-stdin', 'read the password from standard input')
+    .addHelpText('after', `
+The password authenticates you to every server and also unlocks the volume's key. It comes from
+--password-stdin, else $EDFS_PASSWORD, else a prompt.
+
+Examples:
+  edfs init --servers http://10.0.0.1:7001,http://10.0.0.2:7001,http://10.0.0.3:7001,http://10.0.0.4:7001 --user alice
+  echo "$PW" | edfs init --servers https://dfs1:7001,https://dfs2:7001 --user alice --ca ca.pem --password-stdin
+On a second machine the same command attaches to the existing volume.`)
+    .action((opts: InitOptions) => init(opts))
+}
+
+async function init(opts: InitOptions): Promise<void> {
+  const file = configPath(opts.config)
+  if (!opts.force && (await exists(file))) throw new UsageError(`config ${file} exists already (use --force to replace it)`)
+  const urls = opts.servers.split(',').map((u) => u.trim()).filter(Boolean)
+  if (urls.length === 0) throw new UsageError('--servers needs at least one URL')
+  for (const u of urls) {
+    if (!/^https?:\/\/[^/]+\/?$/.test(u)) throw new UsageError(`not a server URL: "${u}" (expected http://HOST:PORT or https://HOST:PORT)`)
+  }
+  const replicas = positiveInt(opts.replicas, '--replicas')
+  if (replicas > urls.length) throw new UsageError(`--replicas ${replicas} needs at least ${replicas} servers (got ${urls.length})`)
+  const writeQuorum = positiveInt(opts.writeQuorum, '--write-quorum')
+  if (writeQuorum > replicas) throw new UsageError('--write-quorum cannot exceed --replicas')
+  const chunkSize = parseSize(opts.chunkSize)
+  if (chunkSize < 64 * 1024 || chunkSize > 64 * 1024 * 1024) throw new UsageError('--chunk-size must be between 64KiB and 64MiB')
+  const password = await readPassword(opts, 'Password: ')
+
+  const config: ClientConfig = {
+    format: 'edfs-config', version: 1, user: opts.user, servers: urls.map((url) => ({ url: url.replace(/\/$/, '') })),
+    replicas, writeQuorum, timeoutMs: positiveInt(opts.timeout, '--timeout'), ca: opts.ca, volumeId: '', chunkSize,
+  }
+  const cluster = await connect(config, password, (line) => process.stderr.write(`${line}\n`))
+  try {
+    const down = cluster.members().filter((m) => !m.up)
+    if (down.length === cluster.members().length) throw new UsageError(`no server answers: ${urls.join(', ')}`)
+    for (const m of down) process.stderr.write(`warning: ${m.url} does not answer now\n`)
+    config.servers = cluster.members().map((m) => ({ url: m.url, id: m.id }))
+
+    let keyFile = await fetchKeyFile(cluster)
+    if (keyFile) {
+      const keys = await unlock(keyFile, password)
+      const head = await MetadataLog.latest(MetadataLog.headRecord(cluster, keys))
+      if (!head) throw new UsageError('the servers hold a key file but no volume head: the volume is damaged (see `edfs status`)')
+      Object.assign(config, { volumeId: head.volumeId, chunkSize: head.chunkSize, replicas: head.replicas })
+      process.stdout.write(`attached to volume ${head.volumeId} (replicas ${head.replicas}, chunk size ${head.chunkSize} bytes)\n`)
+    } else {
+      const created = await createKeyFile(password)
+      keyFile = created.keyFile
+      const value = serializeKeyFile(keyFile)
+      const up = cluster.members().filter((m) => m.up && m.id)
+      await Promise.all(up.map((m) => cluster.casRecord(m.id!, KEYFILE_RECORD, 0, value)))
+      config.volumeId = keyFile.volumeId
+      await Volume.create(cluster, await unlock(keyFile, password), {
+        volumeId: keyFile.volumeId, chunkSize, replicas, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0,
+      })
+      process.stdout.write(`created volume ${keyFile.volumeId} on ${up.length} servers (replicas ${replicas}, chunk size ${chunkSize} bytes)\n`)
+    }
+    await writePrivateFile(keyFilePath(file), serializeKeyFile(keyFile).toString('utf8'))
+    await saveConfig(file, config)
+    process.stdout.write(`config written to ${file}\n`)
+  } finally {
+    cluster.close()
+  }
+}
+
+function positiveInt(text: string, flag: string): number {
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer (got "${text}")`)
+  return n
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false)
+}
+

@@ -1,0 +1,107 @@
+// From a config file and a password to a connected cluster, the volume's keys, and an open volume.
+import { readFile } from 'node:fs/promises'
+import { Cluster } from '../cluster'
+import { KeyFile, VolumeKeys, WrongPassphraseError, deriveVolumeKeys, parseKeyFile, serializeKeyFile, unwrapMasterKey } from '../crypto'
+import { ServerError } from '../protocol'
+import { Volume, VolumeOptions } from '../volume'
+import { ClientConfig, configPath, keyFilePath, loadConfig, writePrivateFile } from './config'
+import { UsageError } from './errors'
+
+/** The key file's record name on the servers (readable before the volume's keys are known). */
+export const KEYFILE_RECORD = 'keyfile'
+
+export interface Session {
+  configFile: string
+  config: ClientConfig
+  cluster: Cluster
+  keys: VolumeKeys
+}
+
+export async function connect(config: ClientConfig, password: string, log?: (line: string) => void): Promise<Cluster> {
+  const knownIds: Record<string, string> = {}
+  for (const s of config.servers) if (s.id) knownIds[s.url] = s.id
+  try {
+    return await Cluster.connect({
+      servers: config.servers.map((s) => s.url),
+      user: config.user,
+      password,
+      replicas: config.replicas,
+      writeQuorum: config.writeQuorum,
+      timeoutMs: config.timeoutMs,
+      ca: config.ca ? await readFile(config.ca) : undefined,
+      knownIds,
+      log,
+    })
+  } catch (err) {
+    throw explainAuth(err, config.user)
+  }
+}
+
+/** The key file from the servers (newest copy that parses), or null when none holds one. */
+export async function fetchKeyFile(cluster: Cluster): Promise<KeyFile | null> {
+  for (const copy of await cluster.readRecordEverywhere(KEYFILE_RECORD)) {
+    if (copy.value) return parseKeyFile(copy.value)
+  }
+  return null
+}
+
+export async function unlock(keyFile: KeyFile, password: string): Promise<VolumeKeys> {
+  try {
+    return deriveVolumeKeys(await unwrapMasterKey(keyFile, password))
+  } catch (err) {
+    if (err instanceof WrongPassphraseError) throw new UsageError('wrong password: it does not open this volume\'s key file')
+    throw err
+  }
+}
+
+/** Connects and unlocks the volume named by the config. */
+export async function openSession(opts: { config?: string; password: string; log?: (line: string) => void }): Promise<Session> {
+  const configFile = configPath(opts.config)
+  const config = await loadConfig(configFile)
+  const cluster = await connect(config, opts.password, opts.log)
+  try {
+    const local = keyFilePath(configFile)
+    let keyFile: KeyFile | null = null
+    try {
+      keyFile = parseKeyFile(await readFile(local))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      keyFile = await fetchKeyFile(cluster)
+      if (keyFile) await writePrivateFile(local, serializeKeyFile(keyFile).toString('utf8'))
+    }
+    if (!keyFile) throw new UsageError('the servers hold no volume for this user: run `edfs init` first')
+    return { configFile, config, cluster, keys: await unlock(keyFile, opts.password) }
+  } catch (err) {
+    cluster.close()
+    throw err
+  }
+}
+
+export type OpenVolume = Volume & { session: Session }
+
+/** Opens the volume for the mount daemon and the file commands. `close()` also closes the cluster. */
+export async function openVolume(opts: { config?: string; readOnly: boolean; cacheBytes?: number; password: string } & Partial<VolumeOptions>): Promise<OpenVolume> {
+  const session = await openSession(opts)
+  try {
+    const volume = await Volume.open(session.cluster, session.keys, { ...opts })
+    const close = volume.close.bind(volume)
+    return Object.assign(volume, {
+      session,
+      close: async () => {
+        try {
+          await close()
+        } finally {
+          session.cluster.close()
+        }
+      },
+    })
+  } catch (err) {
+    session.cluster.close()
+    throw err
+  }
+}
+
+function explainAuth(err: unknown, user: string): Error {
+  if (err instanceof ServerError && err.status === 401) return new UsageError(`wrong user name or password for "${user}" on ${err.server}`)
+  return err as Error
+}

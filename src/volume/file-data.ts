@@ -1,0 +1,271 @@
+// File contents: write-back buffers per open file, sealing and upload of chunks in the background
+// under a memory budget, reads through the chunk cache with read-ahead, flush and truncate.
+import { createHash } from 'node:crypto'
+import { sealChunk } from '../crypto'
+import { ChunkCache } from './chunk-cache'
+import { FsError } from './fs-types'
+import { ChunkRef, Inode } from './namespace'
+import { VolumeStore } from './store'
+
+export interface FileDataOptions {
+  chunkSize: number
+  /** Most bytes held in write buffers (dirty and uploading) before writers wait. */
+  maxDirtyBytes: number
+  /** Most chunk uploads in flight at once. */
+  maxUploads: number
+  /** Chunks fetched ahead of a sequential reader. */
+  readAheadChunks: number
+}
+
+interface DirtyChunk {
+  buf: Buffer
+  /** Bytes of the chunk that hold data; past it, zeros up to the file size. */
+  len: number
+  /** Settles once the chunk's previous contents are loaded into `buf`. */
+  ready: Promise<void>
+}
+
+/** Per-inode state while a file is open or has data not yet committed. */
+export class FileState {
+  handles = 0
+  size: number
+  mtimeMs: number
+  /** Whether the contents changed since the last flush (mtime and chunk refs to record). */
+  changed = false
+  readonly dirty = new Map<number, DirtyChunk>()
+  readonly uploads = new Map<number, Promise<void>>()
+  /** Chunks stored but not yet recorded in the namespace. */
+  readonly uploaded = new Map<number, ChunkRef>()
+  /** The last upload failure, reported by the next flush. */
+  error: Error | null = null
+  readonly fileId: Buffer
+
+  constructor(readonly node: Inode) {
+    this.size = node.size
+    this.mtimeMs = node.mtimeMs
+    this.fileId = Buffer.from(node.id, 'hex')
+  }
+
+  ref(index: number): ChunkRef | null {
+    return this.uploaded.get(index) ?? this.node.chunks![index] ?? null
+  }
+
+  get busy(): boolean {
+    return this.dirty.size > 0 || this.uploads.size > 0
+  }
+}
+
+/** A counting budget that writers wait on (back-pressure) instead of growing memory. */
+class Budget {
+  private used = 0
+  private waiters: (() => void)[] = []
+
+  constructor(private readonly limit: number) {}
+
+  get full(): boolean {
+    return this.used >= this.limit
+  }
+
+  take(n: number): void {
+    this.used += n
+  }
+
+  give(n: number): void {
+    this.used -= n
+    const waiting = this.waiters
+    this.waiters = []
+    for (const wake of waiting) wake()
+  }
+
+  /** Resolves at the next `give`. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+}
+
+export class FileData {
+  private readonly memory: Budget
+  private readonly uploadSlots: Budget
+  private readonly C: number
+  /** Files holding write buffers: all of them are pushed out when memory runs short. */
+  private readonly holders = new Set<FileState>()
+
+  constructor(
+    private readonly store: VolumeStore,
+    private readonly contentsKey: Buffer,
+    private readonly cache: ChunkCache,
+    private readonly opts: FileDataOptions,
+  ) {
+    this.C = opts.chunkSize
+    this.memory = new Budget(opts.maxDirtyBytes)
+    this.uploadSlots = new Budget(opts.maxUploads)
+  }
+
+  async write(f: FileState, data: Buffer, position: number): Promise<void> {
+    const end = position + data.length
+    for (let i = Math.floor(position / this.C); i * this.C < end; i++) {
+      const chunkStart = i * this.C
+      const from = Math.max(position, chunkStart) - chunkStart
+      const to = Math.min(end, chunkStart + this.C) - chunkStart
+      const dc = await this.dirtyChunk(f, i, from, to)
+      data.copy(dc.buf, from, chunkStart + from - position, chunkStart + to - position)
+      dc.len = Math.max(dc.len, to)
+      if (dc.len === this.C && to === this.C) this.startUpload(f, i)
+    }
+    f.size = Math.max(f.size, end)
+    f.mtimeMs = Date.now()
+    f.changed = true
+  }
+
+  async read(f: FileState, target: Buffer, length: number, position: number, sequential: boolean): Promise<number> {
+    const end = Math.min(position + length, f.size)
+    if (position >= end) return 0
+    const last = Math.floor((end - 1) / this.C)
+    const parts: Promise<void>[] = []
+    for (let i = Math.floor(position / this.C); i <= last; i++) {
+      const chunkStart = i * this.C
+      const from = Math.max(position, chunkStart) - chunkStart
+      const to = Math.min(end, chunkStart + this.C) - chunkStart
+      parts.push(this.readPiece(f, i, from, to, target.subarray(chunkStart + from - position), sequential))
+    }
+    await Promise.all(parts)
+    if (sequential) this.readAhead(f, last)
+    return end - position
+  }
+
+  /** Uploads every buffered chunk of the file and waits for all its uploads. Throws EIO on failure. */
+  async drain(f: FileState): Promise<void> {
+    for (let attempt = 0; f.busy; attempt++) {
+      f.error = null
+      for (const i of [...f.dirty.keys()]) this.startUpload(f, i)
+      while (f.uploads.size > 0) await Promise.all([...f.uploads.values()])
+      const err = f.error as Error | null
+      if (err && attempt >= 1) {
+        f.error = null
+        throw new FsError('EIO', `could not store the file's data: ${err.message}`)
+      }
+    }
+  }
+
+  /** Cuts or extends the file; the caller records the new size and refs. */
+  async truncate(f: FileState, size: number): Promise<void> {
+    await Promise.all([...f.uploads.values()])
+    const count = Math.ceil(size / this.C)
+    for (const [i, dc] of f.dirty) {
+      if (i >= count) {
+        f.dirty.delete(i)
+        this.memory.give(this.C)
+      } else if ((i + 1) * this.C > size) {
+        const keep = size - i * this.C
+        dc.buf.fill(0, keep, Math.max(keep, dc.len))
+        dc.len = Math.min(dc.len, keep)
+      }
+    }
+    for (const i of [...f.uploaded.keys()]) if (i >= count) f.uploaded.delete(i)
+    const tail = Math.floor(size / this.C)
+    const ref = size % this.C !== 0 && !f.dirty.has(tail) ? f.ref(tail) : null
+    if (ref && ref.len > size - tail * this.C) f.uploaded.set(tail, { id: ref.id, len: size - tail * this.C })
+    f.size = size
+    f.mtimeMs = Date.now()
+    f.changed = true
+  }
+
+  private async dirtyChunk(f: FileState, i: number, from: number, to: number): Promise<DirtyChunk> {
+    for (;;) {
+      await f.uploads.get(i)
+      const existing = f.dirty.get(i)
+      if (existing) {
+        await existing.ready
+        return existing
+      }
+      if (!this.memory.full) break
+      // Back-pressure: push out every buffered chunk, then wait for memory to come back.
+      for (const holder of this.holders) {
+        if (holder.dirty.size === 0) this.holders.delete(holder)
+        for (const j of [...holder.dirty.keys()]) this.startUpload(holder, j)
+      }
+      await this.memory.changed()
+    }
+    this.memory.take(this.C)
+    const dc: DirtyChunk = { buf: Buffer.allocUnsafe(this.C), len: 0, ready: Promise.resolve() }
+    f.dirty.set(i, dc)
+    this.holders.add(f)
+    const ref = f.ref(i)
+    const validEnd = Math.min(this.C, Math.max(0, f.size - i * this.C))
+    if (ref && ref.len > 0 && !(from === 0 && to >= Math.min(ref.len, validEnd))) {
+      dc.ready = this.cache.chunk(f.fileId, i, ref).then((plain) => {
+        plain.copy(dc.buf, 0, 0, ref.len)
+        dc.len = Math.min(ref.len, validEnd)
+        dc.buf.fill(0, dc.len)
+      })
+      try {
+        await dc.ready
+      } catch (err) {
+        f.dirty.delete(i)
+        this.memory.give(this.C)
+        throw new FsError('EIO', `could not read chunk ${i} to modify it: ${(err as Error).message}`)
+      }
+    } else dc.buf.fill(0)
+    return dc
+  }
+
+  private startUpload(f: FileState, i: number): void {
+    const dc = f.dirty.get(i)
+    if (!dc || f.uploads.has(i)) return
+    f.dirty.delete(i)
+    const upload = this.upload(f, i, dc).finally(() => {
+      f.uploads.delete(i)
+      this.memory.give(this.C)
+    })
+    f.uploads.set(i, upload)
+  }
+
+  private async upload(f: FileState, i: number, dc: DirtyChunk): Promise<void> {
+    while (this.uploadSlots.full) await this.uploadSlots.changed()
+    this.uploadSlots.take(1)
+    try {
+      const plain = dc.buf.subarray(0, dc.len)
+      const sealed = sealChunk(this.contentsKey, f.fileId, i, plain)
+      const id = createHash('sha256').update(sealed).digest('hex')
+      await this.store.put(id, sealed)
+      const ref = { id, len: dc.len }
+      f.uploaded.set(i, ref)
+      this.cache.put(ref, plain)
+    } catch (err) {
+      f.error = err as Error
+      // Keep the data for the next flush to retry, unless newer writes replaced it meanwhile.
+      if (!f.dirty.has(i)) {
+        f.dirty.set(i, dc)
+        this.memory.take(this.C)
+      }
+    } finally {
+      this.uploadSlots.give(1)
+    }
+  }
+
+  private async readPiece(f: FileState, i: number, from: number, to: number, out: Buffer, sequential: boolean): Promise<void> {
+    await f.uploads.get(i)
+    const dc = f.dirty.get(i)
+    if (dc) await dc.ready.catch(() => undefined)
+    const ref = dc ? null : f.ref(i)
+    const have = dc ? dc.len : (ref?.len ?? 0)
+    const dataEnd = Math.min(to, have)
+    if (dataEnd > from) {
+      let bytes: Buffer
+      if (dc) bytes = dc.buf.subarray(from, dataEnd)
+      else if (sequential) bytes = (await this.cache.chunk(f.fileId, i, ref!)).subarray(from, dataEnd)
+      else bytes = await this.cache.range(f.fileId, i, ref!, from, dataEnd)
+      bytes.copy(out, 0)
+    }
+    out.fill(0, Math.max(0, dataEnd - from), to - from)
+  }
+
+  private readAhead(f: FileState, last: number): void {
+    const count = Math.ceil(f.size / this.C)
+    for (let i = last + 1; i <= last + this.opts.readAheadChunks && i < count; i++) {
+      if (f.dirty.has(i) || f.uploads.has(i)) continue
+      const ref = f.ref(i)
+      if (ref && ref.len > 0) this.cache.prefetch(f.fileId, i, ref)
+    }
+  }
+}

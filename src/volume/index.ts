@@ -1,0 +1,8 @@
+export * from './fs-types'
+export { Lease, LeaseHeldError } from './lease'
+export { MetadataError } from './metadata'
+export type { ChunkRef, Inode } from './namespace'
+export { joinPath, splitPath } from './paths'
+export type { VolumeStore } from './store'
+export { Volume } from './volume'
+export type { VolumeOptions } from './volume'

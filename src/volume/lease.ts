@@ -1,0 +1,97 @@
+// One writer at a time: a writer holds a lease record (sealed, on the metadata servers), renews it
+// while active and gives it back when done. An expired lease may be taken over.
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import { VolumeKeys, recordName } from '../crypto'
+import { ReplicatedRecord } from './replicated-record'
+import { VolumeStore, metadataCopies } from './store'
+
+export interface LeaseValue {
+  /** Who holds it, for people: host and process. */
+  holder: string
+  /** Random id of this holding. */
+  token: string
+  sinceMs: number
+  expiresMs: number
+}
+
+export const LEASE_TTL_MS = 60_000
+
+export class LeaseHeldError extends Error {
+  constructor(readonly lease: LeaseValue) {
+    super(
+      `the volume is open for writing by ${lease.holder} since ${new Date(lease.sinceMs).toISOString()} ` +
+        `(lease valid until ${new Date(lease.expiresMs).toISOString()}); unmount it there, or mount read-only`,
+    )
+    this.name = 'LeaseHeldError'
+  }
+}
+
+export class Lease {
+  private timer: NodeJS.Timeout | null = null
+  private value: LeaseValue
+  /** Set when renewing found another holder: commits must stop. */
+  lost: Error | null = null
+
+  private constructor(private readonly record: ReplicatedRecord<LeaseValue>, value: LeaseValue, private readonly ttlMs: number) {
+    this.value = value
+  }
+
+  static record(store: VolumeStore, keys: VolumeKeys): ReplicatedRecord<LeaseValue> {
+    return new ReplicatedRecord<LeaseValue>(store, recordName(keys.names, 'lease'), keys.metadata, metadataCopies(store))
+  }
+
+  /** The live lease of someone else, if any. */
+  static async current(store: VolumeStore, keys: VolumeKeys): Promise<LeaseValue | null> {
+    return live(await Lease.record(store, keys).readAll(), Date.now())
+  }
+
+  static async acquire(store: VolumeStore, keys: VolumeKeys, who = `${hostname()} pid ${process.pid}`, ttlMs = LEASE_TTL_MS): Promise<Lease> {
+    const record = Lease.record(store, keys)
+    const now = Date.now()
+    const held = live(await record.readAll(), now)
+    if (held) throw new LeaseHeldError(held)
+    const value: LeaseValue = { holder: who, token: randomBytes(16).toString('hex'), sinceMs: now, expiresMs: now + ttlMs }
+    const lease = new Lease(record, value, ttlMs)
+    try {
+      await record.write(value, (copy) => !copy || copy.expiresMs <= Date.now())
+    } catch (err) {
+      const now2 = live(await record.readAll(), Date.now())
+      if (now2 && now2.token !== value.token) throw new LeaseHeldError(now2)
+      throw err
+    }
+    lease.timer = setInterval(() => void lease.renew(), Math.floor(ttlMs / 3))
+    lease.timer.unref()
+    return lease
+  }
+
+  get holder(): LeaseValue {
+    return this.value
+  }
+
+  async renew(): Promise<void> {
+    if (this.lost) return
+    const next = { ...this.value, expiresMs: Date.now() + this.ttlMs }
+    try {
+      await this.record.write(next, (copy) => !copy || copy.token === this.value.token || copy.expiresMs <= Date.now())
+      this.value = next
+    } catch (err) {
+      if ((err as Error).name === 'RecordConflictError') this.lost = err as Error
+      // Unreachable servers: keep the lease and try again at the next tick.
+    }
+  }
+
+  /** Gives the lease back (an expired copy), so another writer need not wait. */
+  async release(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    if (this.lost) return
+    await this.record.write({ ...this.value, expiresMs: 0 }, (copy) => !copy || copy.token === this.value.token).catch(() => undefined)
+  }
+}
+
+function live(copies: { value: LeaseValue | null }[], now: number): LeaseValue | null {
+  let best: LeaseValue | null = null
+  for (const c of copies) if (c.value && c.value.expiresMs > now && (!best || c.value.expiresMs > best.expiresMs)) best = c.value
+  return best
+}

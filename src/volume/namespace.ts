@@ -1,0 +1,331 @@
+// The directory tree and every inode, in memory. Every change is expressed as journal entries and
+// applied through `apply`, the same function that replays the journal at load: what a mount sees
+// and what a later load rebuilds cannot drift apart.
+import { randomBytes } from 'node:crypto'
+import { FsError, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './fs-types'
+import { splitParent, splitPath } from './paths'
+
+export interface ChunkRef {
+  /** Blob id of the sealed chunk. */
+  id: string
+  /** Plaintext bytes in the blob; bytes of the chunk past it read as zeros. */
+  len: number
+}
+
+export type Kind = 'dir' | 'file' | 'symlink'
+
+/** An inode's attributes: what an 'ino' journal entry carries. */
+export interface InodeAttrs {
+  id: string
+  kind: Kind
+  mode: number
+  uid: number
+  gid: number
+  nlink: number
+  size: number
+  atimeMs: number
+  mtimeMs: number
+  ctimeMs: number
+  target?: string
+}
+
+export interface Inode extends InodeAttrs {
+  entries?: Map<string, string>
+  chunks?: (ChunkRef | null)[]
+}
+
+export type Entry =
+  | { t: 'ino'; ino: InodeAttrs }
+  | { t: 'link'; dir: string; name: string; ino: string }
+  | { t: 'unlink'; dir: string; name: string }
+  | { t: 'drop'; ino: string }
+  | { t: 'chunks'; ino: string; size: number; set: [number, [string, number] | null][] }
+
+/** An inode as stored in a checkpoint. */
+export interface SerializedInode extends InodeAttrs {
+  entries?: [string, string][]
+  chunks?: ([string, number] | null)[]
+}
+
+export const DIR_SIZE = 4096
+
+export function newInodeId(): string {
+  return randomBytes(16).toString('hex')
+}
+
+const typeBits: Record<Kind, number> = { dir: S_IFDIR, file: S_IFREG, symlink: S_IFLNK }
+
+export class Namespace {
+  private readonly inodes = new Map<string, Inode>()
+  /** Directory id -> its parent's id (directories have exactly one name). */
+  private readonly parents = new Map<string, string>()
+  private pending: Entry[] = []
+
+  constructor(readonly rootId: string, readonly chunkSize: number) {}
+
+  /** A namespace holding only an empty root directory (owned by the creator). */
+  static empty(rootId: string, chunkSize: number, uid: number, gid: number, now = Date.now()): Namespace {
+    const ns = new Namespace(rootId, chunkSize)
+    ns.record({ t: 'ino', ino: { id: rootId, kind: 'dir', mode: S_IFDIR | 0o755, uid, gid, nlink: 2, size: DIR_SIZE, atimeMs: now, mtimeMs: now, ctimeMs: now } })
+    return ns
+  }
+
+  get inodeCount(): number {
+    return this.inodes.size
+  }
+
+  all(): IterableIterator<Inode> {
+    return this.inodes.values()
+  }
+
+  get(id: string): Inode | undefined {
+    return this.inodes.get(id)
+  }
+
+  /** Entries recorded since the last `takePending`. */
+  hasPending(): boolean {
+    return this.pending.length > 0
+  }
+
+  takePending(): Entry[] {
+    const out = this.pending
+    this.pending = []
+    return out
+  }
+
+  /** Puts entries back at the front after a failed commit, so the next commit carries them. */
+  restorePending(entries: Entry[]): void {
+    this.pending = entries.concat(this.pending)
+  }
+
+  // ---- reading ----
+
+  resolve(path: string): Inode {
+    return this.walk(splitPath(path), path)
+  }
+
+  /** The parent directory of `path` and the last name (checked). */
+  resolveParent(path: string): { dir: Inode; name: string } {
+    const { parent, name } = splitParent(path)
+    const dir = this.walk(parent, path)
+    if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${path}`)
+    return { dir, name }
+  }
+
+  lookup(dir: Inode, name: string): Inode | undefined {
+    const id = dir.entries!.get(name)
+    return id === undefined ? undefined : this.inodes.get(id)
+  }
+
+  private walk(parts: string[], path: string): Inode {
+    let node = this.inodes.get(this.rootId)!
+    for (const part of parts) {
+      if (node.kind !== 'dir') throw new FsError('ENOTDIR', `not a directory on the way to ${path}`)
+      const next = this.lookup(node, part)
+      if (!next) throw new FsError('ENOENT', `no such file or directory: ${path}`)
+      node = next
+    }
+    return node
+  }
+
+  // ---- changing: each method records entries ----
+
+  makeInode(kind: Kind, mode: number, uid: number, gid: number, extra: Partial<InodeAttrs> = {}): InodeAttrs {
+    const now = Date.now()
+    return {
+      id: newInodeId(), kind, mode: (mode & ~S_IFMT) | typeBits[kind], uid, gid,
+      nlink: kind === 'dir' ? 2 : 1, size: kind === 'dir' ? DIR_SIZE : 0,
+      atimeMs: now, mtimeMs: now, ctimeMs: now, ...extra,
+    }
+  }
+
+  /** Adds a new inode under `path`; EEXIST when the name is taken. */
+  add(path: string, attrs: InodeAttrs): Inode {
+    const { dir, name } = this.resolveParent(path)
+    if (dir.entries!.has(name)) throw new FsError('EEXIST', `already exists: ${path}`)
+    this.record({ t: 'ino', ino: attrs })
+    this.record({ t: 'link', dir: dir.id, name, ino: attrs.id })
+    this.touchDir(dir, attrs.kind === 'dir' ? 1 : 0)
+    return this.inodes.get(attrs.id)!
+  }
+
+  /** A new name for an existing non-directory inode. */
+  link(existing: string, newPath: string): void {
+    const node = this.resolve(existing)
+    if (node.kind === 'dir') throw new FsError('EPERM', `cannot hard-link a directory: ${existing}`)
+    const { dir, name } = this.resolveParent(newPath)
+    if (dir.entries!.has(name)) throw new FsError('EEXIST', `already exists: ${newPath}`)
+    this.record({ t: 'link', dir: dir.id, name, ino: node.id })
+    this.setAttrs(node, { nlink: node.nlink + 1, ctimeMs: Date.now() })
+    this.touchDir(dir, 0)
+  }
+
+  /** Removes a non-directory name; returns the inode (nlink already decremented). */
+  unlink(path: string): Inode {
+    const { dir, name } = this.resolveParent(path)
+    const node = this.lookup(dir, name)
+    if (!node) throw new FsError('ENOENT', `no such file: ${path}`)
+    if (node.kind === 'dir') throw new FsError('EISDIR', `is a directory: ${path}`)
+    this.record({ t: 'unlink', dir: dir.id, name })
+    this.setAttrs(node, { nlink: node.nlink - 1, ctimeMs: Date.now() })
+    this.touchDir(dir, 0)
+    return node
+  }
+
+  rmdir(path: string): void {
+    const { dir, name } = this.resolveParent(path)
+    const node = this.lookup(dir, name)
+    if (!node) throw new FsError('ENOENT', `no such directory: ${path}`)
+    if (node.kind !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${path}`)
+    if (node.entries!.size > 0) throw new FsError('ENOTEMPTY', `directory not empty: ${path}`)
+    this.record({ t: 'unlink', dir: dir.id, name })
+    this.record({ t: 'drop', ino: node.id })
+    this.touchDir(dir, -1)
+  }
+
+  /**
+   * rename(2): replaces an existing target (a file by a non-directory, an empty directory by a
+   * directory). Returns the replaced inode, if any, with its nlink already decremented.
+   */
+  rename(from: string, to: string): Inode | undefined {
+    const src = this.resolveParent(from)
+    const node = this.lookup(src.dir, src.name)
+    if (!node) throw new FsError('ENOENT', `no such file or directory: ${from}`)
+    const dst = this.resolveParent(to)
+    if (node.kind === 'dir' && this.isAncestor(node.id, dst.dir.id)) {
+      throw new FsError('EINVAL', `cannot move a directory into itself: ${from} -> ${to}`)
+    }
+    const existing = this.lookup(dst.dir, dst.name)
+    if (existing === node) return undefined
+    if (existing) {
+      if (existing.kind === 'dir') {
+        if (node.kind !== 'dir') throw new FsError('EISDIR', `is a directory: ${to}`)
+        if (existing.entries!.size > 0) throw new FsError('ENOTEMPTY', `directory not empty: ${to}`)
+      } else if (node.kind === 'dir') throw new FsError('ENOTDIR', `not a directory: ${to}`)
+      this.record({ t: 'unlink', dir: dst.dir.id, name: dst.name })
+      if (existing.kind === 'dir') {
+        this.record({ t: 'drop', ino: existing.id })
+        this.touchDir(dst.dir, -1)
+      } else this.setAttrs(existing, { nlink: existing.nlink - 1, ctimeMs: Date.now() })
+    }
+    this.record({ t: 'unlink', dir: src.dir.id, name: src.name })
+    this.record({ t: 'link', dir: dst.dir.id, name: dst.name, ino: node.id })
+    const moved = node.kind === 'dir' ? 1 : 0
+    this.touchDir(src.dir, -moved)
+    this.touchDir(dst.dir, moved)
+    this.setAttrs(node, { ctimeMs: Date.now() })
+    return existing && existing.kind !== 'dir' ? existing : undefined
+  }
+
+  /** Changes attributes of an inode and records the new state. */
+  setAttrs(node: Inode, changes: Partial<Omit<InodeAttrs, 'id' | 'kind'>>): void {
+    const { entries: _e, chunks: _c, ...attrs } = node
+    this.record({ t: 'ino', ino: { ...attrs, ...changes } })
+  }
+
+  /** Sets the file's size and some chunk refs; the chunk list is trimmed to the size. */
+  setChunks(node: Inode, size: number, set: [number, ChunkRef | null][]): void {
+    this.record({ t: 'chunks', ino: node.id, size, set: set.map(([i, ref]) => [i, ref ? [ref.id, ref.len] : null]) })
+  }
+
+  /** Removes an inode that no name and no open file refers to any more. */
+  drop(node: Inode): void {
+    this.record({ t: 'drop', ino: node.id })
+  }
+
+  private touchDir(dir: Inode, subdirDelta: number): void {
+    const now = Date.now()
+    this.setAttrs(dir, { nlink: dir.nlink + subdirDelta, mtimeMs: now, ctimeMs: now })
+  }
+
+  private isAncestor(ancestorId: string, id: string): boolean {
+    for (let cur: string | undefined = id; cur !== undefined; cur = this.parents.get(cur)) if (cur === ancestorId) return true
+    return false
+  }
+
+  private record(entry: Entry): void {
+    this.apply(entry)
+    this.pending.push(entry)
+  }
+
+  // ---- applying entries (live changes and replay) ----
+
+  apply(entry: Entry): void {
+    switch (entry.t) {
+      case 'ino': {
+        const existing = this.inodes.get(entry.ino.id)
+        if (existing) Object.assign(existing, entry.ino)
+        else {
+          const node: Inode = { ...entry.ino }
+          if (node.kind === 'dir') node.entries = new Map()
+          if (node.kind === 'file') node.chunks = []
+          this.inodes.set(node.id, node)
+        }
+        return
+      }
+      case 'link':
+        this.dirOf(entry.dir).entries!.set(entry.name, entry.ino)
+        if (this.inodes.get(entry.ino)?.kind === 'dir') this.parents.set(entry.ino, entry.dir)
+        return
+      case 'unlink': {
+        const entries = this.dirOf(entry.dir).entries!
+        const child = entries.get(entry.name)
+        entries.delete(entry.name)
+        if (child !== undefined && this.parents.get(child) === entry.dir) this.parents.delete(child)
+        return
+      }
+      case 'drop':
+        this.inodes.delete(entry.ino)
+        return
+      case 'chunks': {
+        const node = this.inodes.get(entry.ino)
+        if (!node || node.kind !== 'file') throw new Error(`journal: chunks for unknown file ${entry.ino}`)
+        const chunks = node.chunks!
+        for (const [i, ref] of entry.set) chunks[i] = ref ? { id: ref[0], len: ref[1] } : null
+        const count = Math.ceil(entry.size / this.chunkSize)
+        for (let i = 0; i < count; i++) if (chunks[i] === undefined) chunks[i] = null
+        chunks.length = count
+        node.size = entry.size
+        return
+      }
+    }
+  }
+
+  private dirOf(id: string): Inode {
+    const dir = this.inodes.get(id)
+    if (!dir || dir.kind !== 'dir') throw new Error(`journal: unknown directory ${id}`)
+    return dir
+  }
+
+  // ---- checkpoints ----
+
+  serialize(): SerializedInode[] {
+    const out: SerializedInode[] = []
+    for (const node of this.inodes.values()) {
+      const { entries, chunks, ...attrs } = node
+      const s: SerializedInode = { ...attrs }
+      if (entries) s.entries = [...entries]
+      if (chunks) s.chunks = chunks.map((c) => (c ? [c.id, c.len] : null))
+      out.push(s)
+    }
+    return out
+  }
+
+  static deserialize(rootId: string, chunkSize: number, inodes: SerializedInode[]): Namespace {
+    const ns = new Namespace(rootId, chunkSize)
+    for (const s of inodes) {
+      const { entries, chunks, ...attrs } = s
+      const node: Inode = { ...attrs }
+      if (attrs.kind === 'dir') node.entries = new Map(entries ?? [])
+      if (attrs.kind === 'file') node.chunks = (chunks ?? []).map((c) => (c ? { id: c[0], len: c[1] } : null))
+      ns.inodes.set(node.id, node)
+    }
+    for (const node of ns.inodes.values()) {
+      if (node.kind !== 'dir') continue
+      for (const child of node.entries!.values()) if (ns.inodes.get(child)?.kind === 'dir') ns.parents.set(child, node.id)
+    }
+    if (!ns.inodes.has(rootId)) throw new Error('checkpoint has no root directory')
+    return ns
+  }
+}
+

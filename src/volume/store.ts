@@ -1,0 +1,36 @@
+// What the volume needs from the storage below it. The cluster client (src/cluster) provides it.
+import type { ByteRange } from '../cluster/server-client'
+
+export interface StoreMember {
+  url: string
+  id: string | undefined
+  up: boolean
+}
+
+export interface RecordCopy {
+  server: string
+  version: number
+  value: Buffer | null
+}
+
+export interface VolumeStore {
+  readonly replicas: number
+  members(): StoreMember[]
+  rank(key: string): StoreMember[]
+  put(id: string, data: Buffer, copies?: number): Promise<{ servers: string[]; degraded: boolean }>
+  get(id: string): Promise<Buffer>
+  getRange(id: string, range: ByteRange, check: (bytes: Buffer) => Buffer): Promise<Buffer>
+  getMany(ids: string[], onBlob?: (id: string, data: Buffer) => void): Promise<Map<string, Buffer>>
+  locate(ids: string[]): Promise<Map<string, string[]>>
+  delete(id: string): Promise<number>
+  listAll(): AsyncIterable<{ server: string; id: string; size: number; mtimeMs: number }>
+  readRecordEverywhere(name: string): Promise<RecordCopy[]>
+  casRecord(server: string, name: string, expectVersion: number, value: Buffer): Promise<number>
+  /** Space on the live servers, added up. */
+  capacity(): Promise<{ totalBytes: number; freeBytes: number }>
+}
+
+/** How many servers keep each metadata piece: more than the data, so metadata outlives it. */
+export function metadataCopies(store: VolumeStore): number {
+  return Math.min(store.members().length, Math.max(3, store.replicas + 1))
+}

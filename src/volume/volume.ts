@@ -1,0 +1,450 @@
+// The file system: namespace in memory, metadata journal on the servers, file contents through
+// write-back buffers and the chunk cache. Implements FileSystem for the FUSE adapter and the CLI.
+import { VolumeKeys, rootInodeId } from '../crypto'
+import { ChunkCache } from './chunk-cache'
+import { FileData, FileState } from './file-data'
+import {
+  Attr, FileSystem, FsError, O_ACCMODE, O_RDONLY, O_TRUNC, StatFs,
+} from './fs-types'
+import { GroupCommit } from './group-commit'
+import { Lease } from './lease'
+import { HeadMovedError, MetadataLog } from './metadata'
+import { Inode, Namespace } from './namespace'
+import { MAX_NAME_BYTES } from './paths'
+import { VolumeStore } from './store'
+
+export interface VolumeOptions {
+  readOnly: boolean
+  /** Bytes of decrypted chunks kept in memory. */
+  cacheBytes?: number
+  /** Bytes of write buffers before writers wait. */
+  maxDirtyBytes?: number
+  maxUploads?: number
+  readAheadChunks?: number
+  /** Lease holder description (host, process). */
+  holder?: string
+  /** Read-only volumes look for new commits this often. */
+  followIntervalMs?: number
+  /** Metadata changes are committed at most this long after they happen (fsync/close commit at once). */
+  commitDelayMs?: number
+  log?: (line: string) => void
+}
+
+interface Handle {
+  state: FileState
+  writable: boolean
+  /** End of the last read: a read starting there is sequential. */
+  lastEnd: number
+}
+
+const MAX_HANDLE = 0x7fffffff
+
+export class Volume implements FileSystem {
+  private readonly states = new Map<string, FileState>()
+  private readonly handles = new Map<number, Handle>()
+  private nextHandle = 1
+  private readonly committer: GroupCommit
+  private commitTimer: NodeJS.Timeout | null = null
+  private followTimer: NodeJS.Timeout | null = null
+  private readonly data: FileData
+  readonly cache: ChunkCache
+  private closed = false
+
+  private constructor(
+    private readonly store: VolumeStore,
+    keys: VolumeKeys,
+    private readonly log: MetadataLog,
+    private ns: Namespace,
+    private readonly lease: Lease | null,
+    private readonly opts: VolumeOptions,
+  ) {
+    this.cache = new ChunkCache(store, keys.contents, opts.cacheBytes ?? 512 * 1024 * 1024)
+    this.data = new FileData(store, keys.contents, this.cache, {
+      chunkSize: ns.chunkSize,
+      maxDirtyBytes: opts.maxDirtyBytes ?? 128 * 1024 * 1024,
+      maxUploads: opts.maxUploads ?? 8,
+      readAheadChunks: opts.readAheadChunks ?? 4,
+    })
+    this.committer = new GroupCommit(() => this.commitPending())
+  }
+
+  /** Writes a new, empty volume on the servers. */
+  static async create(store: VolumeStore, keys: VolumeKeys, p: { volumeId: string; chunkSize: number; replicas: number; uid: number; gid: number }): Promise<void> {
+    const ns = Namespace.empty(rootInodeId(keys.names), p.chunkSize, p.uid, p.gid)
+    await MetadataLog.create(store, keys, ns, { volumeId: p.volumeId, replicas: p.replicas })
+  }
+
+  /** Loads the volume; a writer first takes the lease. */
+  static async open(store: VolumeStore, keys: VolumeKeys, opts: VolumeOptions): Promise<Volume> {
+    const lease = opts.readOnly ? null : await Lease.acquire(store, keys, opts.holder)
+    try {
+      const { log, ns, truncatedAt } = await MetadataLog.load(store, keys, { tolerateBrokenJournal: opts.readOnly })
+      if (truncatedAt) opts.log?.(`warning: ${truncatedAt.message}; showing the volume as of the last readable commit`)
+      const volume = new Volume(store, keys, log, ns, lease, opts)
+      if (opts.readOnly) volume.follow(opts.followIntervalMs ?? 2000)
+      return volume
+    } catch (err) {
+      await lease?.release()
+      throw err
+    }
+  }
+
+  get readOnly(): boolean {
+    return this.opts.readOnly
+  }
+
+  get chunkSize(): number {
+    return this.ns.chunkSize
+  }
+
+  get head() {
+    return this.log.head
+  }
+
+  get namespace(): Namespace {
+    return this.ns
+  }
+
+  // ---- reading the tree ----
+
+  async getattr(path: string): Promise<Attr> {
+    return this.attrOf(this.ns.resolve(path))
+  }
+
+  attrOf(node: Inode): Attr {
+    const state = this.states.get(node.id)
+    return {
+      mode: node.mode, nlink: node.nlink, uid: node.uid, gid: node.gid,
+      size: state ? state.size : node.size,
+      atimeMs: node.atimeMs, mtimeMs: state ? state.mtimeMs : node.mtimeMs, ctimeMs: node.ctimeMs,
+    }
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    const node = this.ns.resolve(path)
+    if (node.kind !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${path}`)
+    return [...node.entries!.keys()]
+  }
+
+  async readlink(path: string): Promise<string> {
+    const node = this.ns.resolve(path)
+    if (node.kind !== 'symlink') throw new FsError('EINVAL', `not a symbolic link: ${path}`)
+    return node.target!
+  }
+
+  async statfs(): Promise<StatFs> {
+    const space = await this.store.capacity()
+    const r = Math.max(1, this.store.replicas)
+    return {
+      blockSize: 4096,
+      totalBytes: Math.floor(space.totalBytes / r),
+      freeBytes: Math.floor(space.freeBytes / r),
+      files: this.ns.inodeCount,
+      maxNameLength: MAX_NAME_BYTES,
+    }
+  }
+
+  // ---- changing the tree ----
+
+  async mkdir(path: string, mode: number, uid: number, gid: number): Promise<void> {
+    this.writable()
+    this.ns.add(path, this.ns.makeInode('dir', mode, uid, gid))
+    this.scheduleCommit()
+  }
+
+  async rmdir(path: string): Promise<void> {
+    this.writable()
+    if (splitRoot(path)) throw new FsError('EBUSY', 'cannot remove the root directory')
+    this.ns.rmdir(path)
+    this.scheduleCommit()
+  }
+
+  async unlink(path: string): Promise<void> {
+    this.writable()
+    this.forget(this.ns.unlink(path))
+    this.scheduleCommit()
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    this.writable()
+    const replaced = this.ns.rename(from, to)
+    if (replaced) this.forget(replaced)
+    this.scheduleCommit()
+  }
+
+  async link(existing: string, newPath: string): Promise<void> {
+    this.writable()
+    this.ns.link(existing, newPath)
+    this.scheduleCommit()
+  }
+
+  async symlink(target: string, path: string, uid: number, gid: number): Promise<void> {
+    this.writable()
+    this.ns.add(path, this.ns.makeInode('symlink', 0o777, uid, gid, { target, size: Buffer.byteLength(target) }))
+    this.scheduleCommit()
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    this.writable()
+    const node = this.ns.resolve(path)
+    this.ns.setAttrs(node, { mode: (node.mode & ~0o7777) | (mode & 0o7777), ctimeMs: Date.now() })
+    this.scheduleCommit()
+  }
+
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    this.writable()
+    const node = this.ns.resolve(path)
+    // -1 (as unsigned 32-bit too) leaves the id unchanged, as chown(2) does.
+    const keep = (v: number) => v === -1 || v === 0xffffffff
+    this.ns.setAttrs(node, { uid: keep(uid) ? node.uid : uid, gid: keep(gid) ? node.gid : gid, ctimeMs: Date.now() })
+    this.scheduleCommit()
+  }
+
+  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+    this.writable()
+    const node = this.ns.resolve(path)
+    const state = this.states.get(node.id)
+    if (state) state.mtimeMs = mtimeMs
+    this.ns.setAttrs(node, { atimeMs, mtimeMs, ctimeMs: Date.now() })
+    this.scheduleCommit()
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    this.writable()
+    const node = this.fileAt(path)
+    await this.withState(node, (state) => this.truncateState(state, size))
+  }
+
+  async ftruncate(fh: number, size: number): Promise<void> {
+    const h = this.handle(fh)
+    if (!h.writable) throw new FsError('EBADF', 'file not open for writing')
+    await this.truncateState(h.state, size)
+  }
+
+  // ---- files ----
+
+  async create(path: string, mode: number, uid: number, gid: number, flags: number): Promise<number> {
+    this.writable()
+    const { dir, name } = this.ns.resolveParent(path)
+    const existing = this.ns.lookup(dir, name)
+    if (existing) return this.open(path, flags)
+    const node = this.ns.add(path, this.ns.makeInode('file', mode, uid, gid))
+    this.scheduleCommit()
+    return this.addHandle(node, flags)
+  }
+
+  async open(path: string, flags: number): Promise<number> {
+    const node = this.ns.resolve(path)
+    if (node.kind === 'dir') throw new FsError('EISDIR', `is a directory: ${path}`)
+    if (node.kind !== 'file') throw new FsError('EINVAL', `not a regular file: ${path}`)
+    const writable = (flags & O_ACCMODE) !== O_RDONLY
+    if (writable) this.writable()
+    const fh = this.addHandle(node, flags)
+    if (writable && flags & O_TRUNC) await this.truncateState(this.handle(fh).state, 0)
+    return fh
+  }
+
+  async read(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
+    const h = this.handle(fh)
+    const sequential = position === h.lastEnd || position === 0
+    try {
+      const n = await this.data.read(h.state, buffer, length, position, sequential)
+      h.lastEnd = position + n
+      return n
+    } catch (err) {
+      throw asIoError(err, 'read')
+    }
+  }
+
+  async write(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
+    const h = this.handle(fh)
+    if (!h.writable) throw new FsError('EBADF', 'file not open for writing')
+    this.writable()
+    await this.data.write(h.state, length === buffer.length ? buffer : buffer.subarray(0, length), position)
+    return length
+  }
+
+  async flush(fh: number): Promise<void> {
+    const h = this.handle(fh)
+    if (h.writable) await this.persist(h.state)
+  }
+
+  async fsync(fh: number): Promise<void> {
+    await this.persist(this.handle(fh).state)
+  }
+
+  async release(fh: number): Promise<void> {
+    const h = this.handle(fh)
+    this.handles.delete(fh)
+    const state = h.state
+    state.handles--
+    if (state.handles > 0) return
+    if (state.busy || state.changed) await this.persist(state).catch((err) => this.opts.log?.(`release: ${(err as Error).message}`))
+    if (state.handles === 0 && !state.busy) {
+      this.states.delete(state.node.id)
+      this.forget(state.node)
+    }
+  }
+
+  // ---- commits ----
+
+  /** Commits every pending metadata change now (group commit). */
+  async commit(): Promise<void> {
+    if (this.lease?.lost) throw new FsError('EIO', `lease lost: ${this.lease.lost.message}`)
+    await this.committer.commit()
+  }
+
+  /** Flushes every file, commits, gives the lease back. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.followTimer) clearInterval(this.followTimer)
+    if (this.commitTimer) clearTimeout(this.commitTimer)
+    try {
+      if (!this.readOnly) {
+        for (const state of this.states.values()) await this.persist(state).catch((err) => this.opts.log?.(`close: ${(err as Error).message}`))
+        await this.commit()
+      }
+    } finally {
+      await this.lease?.release()
+    }
+  }
+
+  /** Writes the file's buffered data, records its chunks and size, and commits. */
+  private async persist(state: FileState): Promise<void> {
+    try {
+      await this.data.drain(state)
+    } catch (err) {
+      throw asIoError(err, 'write')
+    }
+    this.recordFile(state)
+    try {
+      await this.commit()
+    } catch (err) {
+      throw asIoError(err, 'commit')
+    }
+  }
+
+  private recordFile(state: FileState): void {
+    if (!state.changed && state.uploaded.size === 0) return
+    if (this.ns.get(state.node.id) !== state.node) return // removed meanwhile
+    this.ns.setChunks(state.node, state.size, [...state.uploaded])
+    state.uploaded.clear()
+    this.ns.setAttrs(state.node, { mtimeMs: state.mtimeMs, ctimeMs: Date.now() })
+    state.changed = false
+  }
+
+  private async commitPending(): Promise<void> {
+    if (this.commitTimer) clearTimeout(this.commitTimer)
+    this.commitTimer = null
+    if (!this.ns.hasPending()) return
+    const entries = this.ns.takePending()
+    try {
+      await this.log.append(entries)
+    } catch (err) {
+      if (err instanceof HeadMovedError) {
+        this.opts.log?.(`error: ${err.message}`)
+        throw err
+      }
+      this.ns.restorePending(entries)
+      throw err
+    }
+    if (this.log.needsCheckpoint() && ![...this.states.values()].some((s) => s.busy || s.changed)) {
+      await this.log.checkpoint(this.ns).catch((err) => this.opts.log?.(`checkpoint postponed: ${(err as Error).message}`))
+    }
+  }
+
+  private scheduleCommit(): void {
+    if (this.commitTimer || this.closed) return
+    this.commitTimer = setTimeout(() => {
+      this.commitTimer = null
+      this.commit().catch((err) => this.opts.log?.(`background commit failed (will retry): ${(err as Error).message}`))
+    }, this.opts.commitDelayMs ?? 100)
+    this.commitTimer.unref()
+  }
+
+  private follow(intervalMs: number): void {
+    this.followTimer = setInterval(() => {
+      this.log.refresh(this.ns).then(
+        (next) => {
+          if (next) this.ns = next
+        },
+        (err) => this.opts.log?.(`could not follow the volume head: ${(err as Error).message}`),
+      )
+    }, intervalMs)
+    this.followTimer.unref()
+  }
+
+  // ---- helpers ----
+
+  private writable(): void {
+    if (this.opts.readOnly) throw new FsError('EROFS', 'the volume is mounted read-only')
+    if (this.lease?.lost) throw new FsError('EIO', `lease lost: ${this.lease.lost.message}`)
+  }
+
+  private fileAt(path: string): Inode {
+    const node = this.ns.resolve(path)
+    if (node.kind === 'dir') throw new FsError('EISDIR', `is a directory: ${path}`)
+    if (node.kind !== 'file') throw new FsError('EINVAL', `not a regular file: ${path}`)
+    return node
+  }
+
+  private stateOf(node: Inode): FileState {
+    let state = this.states.get(node.id)
+    if (!state) {
+      state = new FileState(node)
+      this.states.set(node.id, state)
+    }
+    return state
+  }
+
+  /** Runs `fn` on the file's state, dropping a temporary state afterwards. */
+  private async withState(node: Inode, fn: (s: FileState) => Promise<void>): Promise<void> {
+    const state = this.stateOf(node)
+    try {
+      await fn(state)
+    } finally {
+      if (state.handles === 0 && !state.busy) this.states.delete(node.id)
+    }
+  }
+
+  private async truncateState(state: FileState, size: number): Promise<void> {
+    this.writable()
+    if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`)
+    await this.data.truncate(state, size)
+    this.recordFile(state)
+    this.scheduleCommit()
+  }
+
+  private addHandle(node: Inode, flags: number): number {
+    const state = this.stateOf(node)
+    state.handles++
+    while (this.handles.has(this.nextHandle)) this.nextHandle = this.nextHandle >= MAX_HANDLE ? 1 : this.nextHandle + 1
+    const fh = this.nextHandle
+    this.nextHandle = fh >= MAX_HANDLE ? 1 : fh + 1
+    this.handles.set(fh, { state, writable: (flags & O_ACCMODE) !== O_RDONLY, lastEnd: 0 })
+    return fh
+  }
+
+  private handle(fh: number): Handle {
+    const h = this.handles.get(fh)
+    if (!h) throw new FsError('EBADF', `bad file handle ${fh}`)
+    return h
+  }
+
+  /** Drops an inode that lost its last name, unless it is still open. */
+  private forget(node: Inode): void {
+    if (node.nlink <= 0 && !this.states.has(node.id) && this.ns.get(node.id) === node) this.ns.drop(node)
+  }
+}
+
+function splitRoot(path: string): boolean {
+  return path.split('/').every((p) => p === '' || p === '.')
+}
+
+/** Anything that is not already an FsError becomes EIO: storage failures must never look like other errors. */
+function asIoError(err: unknown, what: string): FsError {
+  if (err instanceof FsError) return err
+  return new FsError('EIO', `${what} failed: ${(err as Error).message}`)
+}
+
