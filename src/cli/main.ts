@@ -2,6 +2,7 @@
 import { Command } from 'commander'
 import { reportAndExit } from './errors'
 import { registerInit } from './commands/init'
+import { registerQuickstart } from './commands/quickstart'
 import { registerServer } from './commands/server'
 
 const VERSION: string = require('../../../package.json').version
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
   registerServer(program)
   registerInit(program)
+  registerQuickstart(program)
   return program
 }
 

@@ -1,0 +1,250 @@
+// File semantics of the volume over an in-memory store: random writes against a reference,
+// truncate, holes, links, reopen from the journal, lease, corrupt journal.
+import { randomBytes } from 'node:crypto'
+import t from 'tap'
+import { deriveVolumeKeys } from '../../src/crypto'
+import { FsError, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } from '../../src/volume/fs-types'
+import { Volume } from '../../src/volume/volume'
+import { MemoryStore } from './fixtures/memory-store'
+
+const C = 64 * 1024 // small chunks: many chunk boundaries in little data
+
+async function newVolume(opts: { chunkSize?: number } = {}) {
+  const store = new MemoryStore()
+  const keys = deriveVolumeKeys(randomBytes(32))
+  await Volume.create(store, keys, { volumeId: 'v1', chunkSize: opts.chunkSize ?? C, replicas: 2, uid: 0, gid: 0 })
+  const open = (readOnly = false, extra: object = {}) => Volume.open(store, keys, { readOnly, commitDelayMs: 5, ...extra })
+  return { store, keys, open }
+}
+
+async function readAll(v: Volume, path: string): Promise<Buffer> {
+  const fh = await v.open(path, O_RDONLY)
+  const size = (await v.getattr(path)).size
+  const out = Buffer.alloc(size)
+  let pos = 0
+  while (pos < size) {
+    const n = await v.read(fh, out.subarray(pos), Math.min(128 * 1024, size - pos), pos)
+    if (n === 0) break
+    pos += n
+  }
+  await v.release(fh)
+  return out.subarray(0, pos)
+}
+
+async function writeFile(v: Volume, path: string, data: Buffer): Promise<void> {
+  const fh = await v.create(path, 0o644, 0, 0, O_WRONLY)
+  for (let pos = 0; pos < data.length; pos += 128 * 1024) await v.write(fh, data.subarray(pos, pos + 128 * 1024), Math.min(128 * 1024, data.length - pos), pos)
+  await v.flush(fh)
+  await v.release(fh)
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p
+  } catch (err) {
+    if (err instanceof FsError) return err.code
+    throw err
+  }
+  return undefined
+}
+
+t.test('sizes around chunk boundaries round-trip, also after reopening', async (t) => {
+  const { open } = await newVolume()
+  const v = await open()
+  const sizes = [0, 1, C - 1, C, C + 1, 3 * C + 17]
+  const files = new Map(sizes.map((s) => [`/f${s}`, randomBytes(s)]))
+  for (const [p, d] of files) await writeFile(v, p, d)
+  for (const [p, d] of files) t.ok((await readAll(v, p)).equals(d), `${p} reads back before close`)
+  await v.close()
+  const again = await open(true)
+  for (const [p, d] of files) {
+    t.equal((await again.getattr(p)).size, d.length)
+    t.ok((await readAll(again, p)).equals(d), `${p} reads back after reopen`)
+  }
+  await again.close()
+})
+
+t.test('random-offset writes match a reference buffer', async (t) => {
+  const { open } = await newVolume()
+  const v = await open()
+  const ref = Buffer.alloc(0)
+  let model = ref
+  const fh = await v.create('/r', 0o644, 0, 0, O_RDWR)
+  let seed = 42
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n)
+  for (let i = 0; i < 300; i++) {
+    const pos = rnd(6 * C)
+    const len = 1 + rnd(i % 10 === 0 ? 2 * C : 5000)
+    const data = randomBytes(len)
+    await v.write(fh, data, len, pos)
+    if (pos + len > model.length) model = Buffer.concat([model, Buffer.alloc(pos + len - model.length)])
+    data.copy(model, pos)
+    if (i % 37 === 0) await v.fsync(fh)
+    if (i % 50 === 0) {
+      const probe = Buffer.alloc(3000)
+      const at = rnd(model.length)
+      const n = await v.read(fh, probe, 3000, at)
+      t.ok(probe.subarray(0, n).equals(model.subarray(at, at + n)), `read-your-writes at ${at}`)
+    }
+  }
+  await v.release(fh)
+  t.ok((await readAll(v, '/r')).equals(model), 'whole file equals the reference')
+  await v.close()
+  const ro = await open(true)
+  t.ok((await readAll(ro, '/r')).equals(model), 'equal after reopen')
+  await ro.close()
+})
+
+t.test('truncate down and up reads zeros past the old end', async (t) => {
+  const { open } = await newVolume()
+  const v = await open()
+  const data = randomBytes(3 * C + 100)
+  await writeFile(v, '/t', data)
+  await v.truncate('/t', C + 10)
+  t.ok((await readAll(v, '/t')).equals(data.subarray(0, C + 10)), 'cut')
+  await v.truncate('/t', 4 * C)
+  const grown = await readAll(v, '/t')
+  t.equal(grown.length, 4 * C)
+  t.ok(grown.subarray(0, C + 10).equals(data.subarray(0, C + 10)), 'head kept')
+  t.ok(grown.subarray(C + 10).equals(Buffer.alloc(4 * C - C - 10)), 'tail is zeros, old bytes do not come back')
+  const fh = await v.open('/t', O_WRONLY | O_TRUNC)
+  t.equal((await v.getattr('/t')).size, 0, 'O_TRUNC empties the file')
+  await v.release(fh)
+  await v.close()
+  const ro = await open(true)
+  t.equal((await ro.getattr('/t')).size, 0, 'size survives reopen')
+  await ro.close()
+})
+
+t.test('a sparse file reads zeros in its holes', async (t) => {
+  const { open } = await newVolume()
+  const v = await open()
+  const fh = await v.create('/s', 0o644, 0, 0, O_RDWR)
+  await v.write(fh, Buffer.from('end'), 3, 10 * C)
+  await v.flush(fh)
+  await v.release(fh)
+  const all = await readAll(v, '/s')
+  t.equal(all.length, 10 * C + 3)
+  t.ok(all.subarray(0, 10 * C).equals(Buffer.alloc(10 * C)))
+  t.equal(all.subarray(10 * C).toString(), 'end')
+  await v.close()
+})
+
+t.test('links, unlink while open, rename over a file', async (t) => {
+  const { open } = await newVolume()
+  const v = await open()
+  await writeFile(v, '/a', Buffer.from('alpha'))
+  await v.link('/a', '/b')
+  t.equal((await v.getattr('/b')).nlink, 2)
+  t.equal((await readAll(v, '/b')).toString(), 'alpha')
+  const fh = await v.open('/a', O_RDONLY)
+  await v.unlink('/a')
+  await v.unlink('/b')
+  const buf = Buffer.alloc(5)
+  t.equal(await v.read(fh, buf, 5, 0), 5, 'an unlinked open file still reads')
+  t.equal(buf.toString(), 'alpha')
+  await v.release(fh)
+  t.equal(v.namespace.inodeCount, 1, 'only the root is left once the last handle closes')
+  await writeFile(v, '/x', Buffer.from('new'))
+  await writeFile(v, '/y', Buffer.from('old'))
+  await v.rename('/x', '/y')
+  t.equal((await readAll(v, '/y')).toString(), 'new')
+  t.equal(await codeOf(v.getattr('/x')), 'ENOENT')
+  await v.close()
+})
+
+t.test('attributes survive reopening', async (t) => {
+  const { open } = await newVolume()
+  const v = await open()
+  await v.mkdir('/d', 0o750, 1000, 1000)
+  await writeFile(v, '/d/f', Buffer.from('x'))
+  await v.chmod('/d/f', 0o600)
+  await v.chown('/d/f', 1234, 5678)
+  await v.utimens('/d/f', Date.UTC(2001, 1, 3), Date.UTC(2002, 3, 4))
+  await v.symlink('d/f', '/link', 0, 0)
+  await v.close()
+  const ro = await open(true)
+  const a = await ro.getattr('/d/f')
+  t.equal(a.mode & 0o7777, 0o600)
+  t.equal(a.uid, 1234)
+  t.equal(a.gid, 5678)
+  t.equal(a.mtimeMs, Date.UTC(2002, 3, 4))
+  t.equal(a.atimeMs, Date.UTC(2001, 1, 3))
+  t.equal(await ro.readlink('/link'), 'd/f')
+  t.equal((await ro.getattr('/d')).mode & 0o7777, 0o750)
+  t.equal(await codeOf(ro.mkdir('/z', 0o755, 0, 0)), 'EROFS')
+  await ro.close()
+})
+
+t.test('one writer at a time; a reader follows the writer', async (t) => {
+  const { open } = await newVolume()
+  const w = await open()
+  await t.rejects(open(), /open for writing by .* since/, 'a second writer is refused, naming the holder')
+  const r = await open(true, { followIntervalMs: 20 })
+  await writeFile(w, '/new', Buffer.from('hello'))
+  await new Promise((res) => setTimeout(res, 200))
+  t.equal((await readAll(r, '/new')).toString(), 'hello', 'the reader sees the commit')
+  await w.close()
+  const w2 = await open()
+  t.pass('after close, another writer gets the lease')
+  await w2.close()
+  await r.close()
+})
+
+t.test('10,000 metadata changes: checkpoints bound the journal, load is fast', async (t) => {
+  const { open, store } = await newVolume()
+  const v = await open()
+  for (let i = 0; i < 100; i++) {
+    await v.mkdir(`/d${i}`, 0o755, 0, 0)
+    for (let j = 0; j < 99; j++) {
+      const fh = await v.create(`/d${i}/f${j}`, 0o644, 0, 0, O_WRONLY)
+      await v.release(fh)
+    }
+    await v.commit()
+  }
+  for (let i = 0; i < 300; i++) {
+    await v.chmod(`/d${i % 100}`, 0o700)
+    await v.commit()
+  }
+  t.ok(v.head.journal.length < 256, `journal was cut by a checkpoint (${v.head.journal.length} blobs after it)`)
+  await v.close()
+  const started = Date.now()
+  const ro = await open(true)
+  const ms = Date.now() - started
+  t.equal(ro.namespace.inodeCount, 1 + 100 + 100 * 99)
+  t.ok(ms < 5000, `loaded 10,000 inodes in ${ms} ms`)
+  await ro.close()
+  t.ok(store.blobs.size > 0)
+})
+
+t.test('a corrupt journal blob: writers refuse with a clear error, readers fall back', async (t) => {
+  const { open, store } = await newVolume()
+  const v = await open()
+  await writeFile(v, '/before', Buffer.from('1'))
+  await v.commit()
+  const head = v.head
+  await writeFile(v, '/after', Buffer.from('2'))
+  await v.close()
+  const newer = v.head.journal.filter((id) => !head.journal.includes(id))
+  t.ok(newer.length > 0)
+  const blob = store.blobs.get(newer[0]!)!
+  blob.data[blob.data.length - 5] ^= 0xff
+  await t.rejects(open(), /corrupt or truncated/, 'read-write open refuses')
+  const ro = await open(true)
+  t.equal((await ro.getattr('/before')).size, 1, 'state before the bad blob is readable')
+  t.equal(await codeOf(ro.getattr('/after')), 'ENOENT')
+  await ro.close()
+})
+
+t.test('a writer that dies leaves the volume readable at its last commit', async (t) => {
+  const { open, store, keys } = await newVolume()
+  const v = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 60_000 })
+  await writeFile(v, '/kept', Buffer.from('fsynced'))
+  const fh = await v.create('/lost', 0o644, 0, 0, O_WRONLY)
+  await v.write(fh, Buffer.from('never flushed'), 13, 0)
+  // No close: the process "dies" here. Its lease expires; a reader needs none.
+  const ro = await open(true)
+  t.equal((await readAll(ro, '/kept')).toString(), 'fsynced')
+  t.equal(await codeOf(ro.getattr('/lost')), 'ENOENT', 'an uncommitted create is not visible')
+  await ro.close()
+})
