@@ -1,0 +1,230 @@
+// The v1 routes (docs/protocol.md): health, login, blobs, records, stats.
+import { statfs } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
+import {
+  BlobListBody, HEADERS, HealthBody, MAX_HAVE_IDS, MAX_LIST_LIMIT, StatsBody, isBlobId, isRecordName,
+} from '../src/protocol'
+import { Authenticator } from './auth'
+import { receiveBody, receiveJson } from './body'
+import { HttpError } from './errors'
+import { MAX_RECORD_SIZE } from './record-store'
+import { sendJson } from './respond'
+import { RequestContext, Resource } from './router'
+import { TrafficStats } from './stats'
+import { UserStores } from './user-stores'
+
+export interface ApiContext {
+  id: string
+  version: string
+  dataDir: string
+  auth: Authenticator
+  stores: UserStores
+  traffic: TrafficStats
+  maxBlobSize: number
+  requestTimeoutMs: number
+}
+
+const JSON_LIMIT = 1024 * 1024
+const DEFAULT_LIST_LIMIT = 1000
+
+export function apiResources(ctx: ApiContext): Resource[] {
+  const idle = ctx.requestTimeoutMs
+
+  const blobId = (rc: RequestContext): string => {
+    const id = rc.params[0]!
+    if (!isBlobId(id)) throw new HttpError('invalid-id', 'a blob id is 64 lowercase hex digits')
+    return id
+  }
+  const recordName = (rc: RequestContext): string => {
+    const name = rc.params[0]!
+    if (!isRecordName(name)) throw new HttpError('invalid-id', 'a record name is 1-128 of a-z 0-9 . _ - (starting with a letter or digit)')
+    return name
+  }
+  const bodySha = (rc: RequestContext): string => rc.req.headers[HEADERS.contentSha256] as string
+  const declaredLength = (rc: RequestContext, limit: number): void => {
+    const cl = rc.req.headers['content-length']
+    if (cl !== undefined && Number(cl) > limit) throw new HttpError('payload-too-large', `the body is larger than ${limit} bytes`)
+  }
+  const expectVersion = (rc: RequestContext): number => {
+    const v = rc.req.headers[HEADERS.expectVersion]
+    if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) throw new HttpError('bad-request', `${HEADERS.expectVersion}: a version number (0: must not exist) is required`)
+    return Number(v)
+  }
+
+  return [
+    {
+      pattern: /^\/v1\/health$/,
+      auth: false,
+      methods: {
+        GET: async (rc) => {
+          const fs = await statfs(ctx.dataDir)
+          const body: HealthBody = { id: ctx.id, version: ctx.version, freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize }
+          sendJson(rc.res, 200, body, { 'cache-control': 'no-store' })
+        },
+      },
+    },
+    {
+      pattern: /^\/v1\/auth\/challenge$/,
+      auth: false,
+      methods: { POST: async (rc) => sendJson(rc.res, 200, await ctx.auth.challenge(await receiveJson(rc.req, 4096, idle), rc.addr)) },
+    },
+    {
+      pattern: /^\/v1\/auth\/login$/,
+      auth: false,
+      methods: { POST: async (rc) => sendJson(rc.res, 200, await ctx.auth.login(await receiveJson(rc.req, 4096, idle), rc.addr)) },
+    },
+    {
+      pattern: /^\/v1\/stats$/,
+      auth: true,
+      methods: {
+        GET: async (rc) => {
+          const s = await ctx.stores.of(rc.user)
+          const t = ctx.traffic.of(rc.user)
+          const body: StatsBody = { bytesStored: s.blobs.bytesStored, blobCount: s.blobs.blobCount, ...t }
+          sendJson(rc.res, 200, body)
+        },
+      },
+    },
+    {
+      pattern: /^\/v1\/blobs\/have$/,
+      auth: true,
+      bodyMethods: ['POST'],
+      methods: {
+        POST: async (rc) => {
+          const body = (await receiveJson(rc.req, JSON_LIMIT, idle, bodySha(rc))) as { ids?: unknown }
+          const ids = body?.ids
+          if (!Array.isArray(ids)) throw new HttpError('bad-request', 'the body must be {"ids": [...]}')
+          if (ids.length > MAX_HAVE_IDS) throw new HttpError('bad-request', `at most ${MAX_HAVE_IDS} ids per query`)
+          for (const id of ids) if (typeof id !== 'string' || !isBlobId(id)) throw new HttpError('invalid-id', 'a blob id is 64 lowercase hex digits')
+          const s = await ctx.stores.of(rc.user)
+          sendJson(rc.res, 200, { have: await s.blobs.have(ids as string[]) })
+        },
+      },
+    },
+    {
+      pattern: /^\/v1\/blobs$/,
+      auth: true,
+      methods: {
+        GET: async (rc) => {
+          const after = rc.query.get('after') ?? undefined
+          if (after !== undefined && !isBlobId(after)) throw new HttpError('invalid-id', 'after: a blob id is 64 lowercase hex digits')
+          const limitText = rc.query.get('limit')
+          const limit = limitText === null ? DEFAULT_LIST_LIMIT : Number(limitText)
+          if (!/^\d+$/.test(limitText ?? '1') || limit < 1 || limit > MAX_LIST_LIMIT) {
+            throw new HttpError('bad-request', `limit: 1 to ${MAX_LIST_LIMIT}`)
+          }
+          const s = await ctx.stores.of(rc.user)
+          const body: BlobListBody = await s.blobs.list(after, limit)
+          sendJson(rc.res, 200, body)
+        },
+      },
+    },
+    {
+      pattern: /^\/v1\/blobs\/(.+)$/,
+      auth: true,
+      bodyMethods: ['PUT'],
+      methods: {
+        PUT: async (rc) => {
+          const id = blobId(rc)
+          if (bodySha(rc) !== id) throw new HttpError('hash-mismatch', `${HEADERS.contentSha256} must equal the blob id`)
+          declaredLength(rc, ctx.maxBlobSize)
+          const s = await ctx.stores.of(rc.user)
+          const t = ctx.traffic.of(rc.user)
+          const result = await s.blobs.put(id, rc.req, { limit: ctx.maxBlobSize, idleMs: idle, onData: (n) => (t.bytesReceived += n) })
+          sendJson(rc.res, result === 'created' ? 201 : 200, { id })
+        },
+        GET: async (rc) => getBlob(rc, blobId(rc), false),
+        HEAD: async (rc) => getBlob(rc, blobId(rc), true),
+        DELETE: async (rc) => {
+          const id = blobId(rc)
+          const s = await ctx.stores.of(rc.user)
+          if (!(await s.blobs.delete(id))) throw new HttpError('not-found', 'no such blob')
+          rc.res.writeHead(204).end()
+        },
+      },
+    },
+    {
+      pattern: /^\/v1\/records\/(.+)$/,
+      auth: true,
+      bodyMethods: ['PUT'],
+      methods: {
+        GET: async (rc) => {
+          const name = recordName(rc)
+          const r = await (await ctx.stores.of(rc.user)).records.get(name)
+          if (!r) throw new HttpError('not-found', 'no such record')
+          rc.res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': r.value.length, [HEADERS.version]: String(r.version) })
+          rc.res.end(r.value)
+        },
+        PUT: async (rc) => {
+          const name = recordName(rc)
+          const expect = expectVersion(rc)
+          declaredLength(rc, MAX_RECORD_SIZE)
+          const body = await receiveBody(rc.req, { limit: MAX_RECORD_SIZE, idleMs: idle })
+          if (body.sha256 !== bodySha(rc)) throw new HttpError('hash-mismatch', `the body does not match ${HEADERS.contentSha256}`)
+          const version = await (await ctx.stores.of(rc.user)).records.put(name, expect, body.body)
+          sendJson(rc.res, 200, { version }, { [HEADERS.version]: String(version) })
+        },
+        DELETE: async (rc) => {
+          const name = recordName(rc)
+          const expect = expectVersion(rc)
+          if (!(await (await ctx.stores.of(rc.user)).records.delete(name, expect))) throw new HttpError('not-found', 'no such record')
+          rc.res.writeHead(204).end()
+        },
+      },
+    },
+  ]
+
+  async function getBlob(rc: RequestContext, id: string, head: boolean): Promise<void> {
+    const s = await ctx.stores.of(rc.user)
+    const b = await s.blobs.open(id)
+    if (!b) throw new HttpError('not-found', 'no such blob')
+    let handedOver = false
+    try {
+      const range = parseRange(rc.req.headers.range, b.size)
+      const start = range?.start ?? 0
+      const end = range?.end ?? b.size
+      const headers: Record<string, string | number> = {
+        'content-type': 'application/octet-stream', 'content-length': end - start, 'accept-ranges': 'bytes', etag: `"${id}"`,
+      }
+      if (range) headers['content-range'] = `bytes ${start}-${end - 1}/${b.size}`
+      rc.res.writeHead(range ? 206 : 200, headers)
+      if (head || end === start) {
+        rc.res.end()
+        return
+      }
+      const t = ctx.traffic.of(rc.user)
+      const stream = b.fh.createReadStream({ start, end: end - 1, highWaterMark: 1024 * 1024 })
+      handedOver = true // the stream closes the handle
+      stream.on('data', (chunk: string | Buffer) => {
+        t.bytesServed += chunk.length
+      })
+      await pipeline(stream, rc.res).catch(() => {
+        // The client went away mid-answer; nothing to tell it.
+      })
+    } finally {
+      if (!handedOver) await b.fh.close()
+    }
+  }
+}
+
+/** A single byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) as [start, end); null without a Range header. */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | null {
+  if (header === undefined) return null
+  const unsatisfiable = () =>
+    new HttpError('range-not-satisfiable', `only one byte range within ${size} bytes is supported`, {}, { 'content-range': `bytes */${size}` })
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  if (!m || (m[1] === '' && m[2] === '')) throw unsatisfiable()
+  let start: number
+  let end: number
+  if (m[1] === '') {
+    const n = Number(m[2])
+    if (n === 0) throw unsatisfiable()
+    start = Math.max(0, size - n)
+    end = size
+  } else {
+    start = Number(m[1])
+    end = m[2] === '' ? size : Math.min(Number(m[2]) + 1, size)
+  }
+  if (start >= size || end <= start) throw unsatisfiable()
+  return { start, end }
+}

@@ -1,0 +1,196 @@
+// One user's blobs: DATA/users/<user>/blobs/<first 2 hex>/<id>. Content-addressed and immutable.
+// A blob is streamed to tmp/, hashed on the way, fsynced, then renamed into place and the directory
+// fsynced: it is never visible before it is complete. Byte and blob counts are kept incrementally.
+import { FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
+import { IncomingMessage } from 'node:http'
+import path from 'node:path'
+import { isBlobId } from '../src/protocol'
+import { receiveBody } from './body'
+import { HttpError, fsErrorToHttp } from './errors'
+import { fsyncDir, writeAll } from './fsutil'
+import { KeyedLock } from './keyed-lock'
+
+const FANOUT = /^[0-9a-f]{2}$/
+
+export interface PutOptions {
+  limit: number
+  idleMs: number
+  onData?: (bytes: number) => void
+}
+
+export class BlobStore {
+  bytesStored = 0
+  blobCount = 0
+  private readonly lock = new KeyedLock()
+  private readonly knownDirs = new Set<string>()
+
+  constructor(
+    readonly dir: string,
+    private readonly tmpFile: () => string,
+  ) {}
+
+  /** Id must be validated by the caller (isBlobId) before any path is built. */
+  pathOf(id: string): string {
+    return path.join(this.dir, id.slice(0, 2), id)
+  }
+
+  /** Counts what is on disk (once, at start). */
+  async scan(): Promise<void> {
+    let bytes = 0
+    let count = 0
+    for (const fan of await listDir(this.dir)) {
+      if (!FANOUT.test(fan)) continue
+      for (const name of await listDir(path.join(this.dir, fan))) {
+        if (!isBlobId(name)) continue
+        try {
+          bytes += (await stat(path.join(this.dir, fan, name))).size
+          count++
+        } catch {
+          /* removed meanwhile */
+        }
+      }
+    }
+    this.bytesStored = bytes
+    this.blobCount = count
+  }
+
+  async put(id: string, req: IncomingMessage, opts: PutOptions): Promise<'created' | 'exists'> {
+    const tmp = this.tmpFile()
+    let fh: FileHandle | null = null
+    let moved = false
+    try {
+      fh = await open(tmp, 'wx', 0o644)
+      const file = fh
+      const r = await receiveBody(req, { ...opts, sink: (chunks) => writeAll(file, chunks) })
+      if (r.sha256 !== id) throw new HttpError('hash-mismatch', 'the body does not hash to the blob id; nothing stored')
+      await fh.sync()
+      await fh.close()
+      fh = null
+      return await this.lock.run(id, async () => {
+        const target = this.pathOf(id)
+        if (await exists(target)) return 'exists'
+        await this.ensureDir(path.dirname(target))
+        await rename(tmp, target)
+        moved = true
+        await fsyncDir(path.dirname(target))
+        this.bytesStored += r.bytes
+        this.blobCount++
+        return 'created'
+      })
+    } catch (err) {
+      throw fsErrorToHttp(err) ?? err
+    } finally {
+      if (fh) await fh.close().catch(() => undefined)
+      if (!moved) await rm(tmp, { force: true }).catch(() => undefined)
+    }
+  }
+
+  /** An open handle and the size, or null when absent. The caller closes the handle. */
+  async open(id: string): Promise<{ fh: FileHandle; size: number } | null> {
+    let fh: FileHandle
+    try {
+      fh = await open(this.pathOf(id), 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw err
+    }
+    try {
+      return { fh, size: (await fh.stat()).size }
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
+  }
+
+  async size(id: string): Promise<number | null> {
+    try {
+      return (await stat(this.pathOf(id))).size
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw err
+    }
+  }
+
+  /** True when it existed and is gone now. */
+  async delete(id: string): Promise<boolean> {
+    return this.lock.run(id, async () => {
+      const target = this.pathOf(id)
+      let size: number
+      try {
+        size = (await stat(target)).size
+        await unlink(target)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+        throw err
+      }
+      await fsyncDir(path.dirname(target))
+      this.bytesStored -= size
+      this.blobCount--
+      return true
+    })
+  }
+
+  async have(ids: string[]): Promise<string[]> {
+    const found = new Array<boolean>(ids.length).fill(false)
+    let next = 0
+    const worker = async () => {
+      while (next < ids.length) {
+        const i = next++
+        found[i] = await exists(this.pathOf(ids[i]!))
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(32, ids.length) }, worker))
+    return ids.filter((_, i) => found[i])
+  }
+
+  /** Blobs with id > after, in id order, at most `limit`; `next` when more remain. */
+  async list(after: string | undefined, limit: number): Promise<{ blobs: { id: string; size: number; mtimeMs: number }[]; next?: string }> {
+    const blobs: { id: string; size: number; mtimeMs: number }[] = []
+    const fans = (await listDir(this.dir)).filter((f) => FANOUT.test(f) && (!after || f >= after.slice(0, 2))).sort()
+    for (const fan of fans) {
+      const names = (await listDir(path.join(this.dir, fan))).filter((n) => isBlobId(n) && (!after || n > after)).sort()
+      for (const id of names) {
+        if (blobs.length === limit) return { blobs, next: blobs[blobs.length - 1]!.id }
+        try {
+          const st = await stat(path.join(this.dir, fan, id))
+          blobs.push({ id, size: st.size, mtimeMs: Math.floor(st.mtimeMs) })
+        } catch {
+          /* removed meanwhile */
+        }
+      }
+    }
+    return { blobs }
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return
+    const created = await mkdir(dir, { recursive: true, mode: 0o700 })
+    if (created) {
+      // Make the new directories themselves durable.
+      for (let d = path.dirname(dir); d.length >= path.dirname(created).length; d = path.dirname(d)) {
+        await fsyncDir(d)
+        if (d === path.dirname(created)) break
+      }
+    }
+    this.knownDirs.add(dir)
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw err
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw err
+  }
+}

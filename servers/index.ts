@@ -1,0 +1,77 @@
+// The storage server as a library: startStorageServer() prepares the data directory, loads users,
+// counts the stores and listens. The CLI (`edfs server`) is a thin wrapper around it.
+import { RateLimiter } from './rate-limit'
+import { Authenticator } from './auth'
+import { apiResources } from './api'
+import { HttpFront } from './http-server'
+import { Layout, prepareDataDir } from './layout'
+import { TrafficStats } from './stats'
+import { UserStores } from './user-stores'
+import { UserTable } from './users'
+import { rm, readdir } from 'node:fs/promises'
+import path from 'node:path'
+
+export { DataDirError, Layout } from './layout'
+export { readUsersSync, updateUsers, fromVerifier } from './users'
+
+export interface StorageServerOptions {
+  dataDir: string
+  host?: string
+  port?: number
+  tls?: { cert: Buffer; key: Buffer }
+  /** Default 128 MiB. */
+  maxBlobSize?: number
+  /** Longest silence inside a request body; default 60 s. */
+  requestTimeoutMs?: number
+  /** Default 12 h. */
+  sessionTtlMs?: number
+  version?: string
+  log?: (line: string) => void
+}
+
+export interface StorageServer {
+  url: string
+  id: string
+  /** Stops accepting, lets in-flight requests finish for `graceMs`, aborts the rest, clears tmp/. */
+  close(graceMs?: number): Promise<void>
+}
+
+export const DEFAULT_MAX_BLOB_SIZE = 128 * 1024 * 1024
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
+export const DEFAULT_SESSION_TTL_MS = 12 * 3600_000
+
+export async function startStorageServer(opts: StorageServerOptions): Promise<StorageServer> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`edfs server: ${line}\n`))
+  const layout = new Layout(opts.dataDir)
+  const identity = prepareDataDir(layout) // throws DataDirError with a clear message
+  const users = new UserTable(layout.usersFile)
+  const limiter = new RateLimiter()
+  const auth = new Authenticator(users, limiter, { secret: identity.secret, sessionTtlMs: opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS })
+  const stores = new UserStores(layout)
+  await stores.scanAll()
+  const traffic = new TrafficStats()
+  const requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+  const resources = apiResources({
+    id: identity.id, version: opts.version ?? '0', dataDir: layout.root, auth, stores, traffic,
+    maxBlobSize: opts.maxBlobSize ?? DEFAULT_MAX_BLOB_SIZE, requestTimeoutMs,
+  })
+  const front = new HttpFront(resources, auth, traffic, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 7001, tls: opts.tls, requestTimeoutMs, log })
+  let url: string
+  try {
+    url = await front.listen()
+  } catch (err) {
+    auth.close()
+    throw err
+  }
+  return {
+    url,
+    id: identity.id,
+    async close(graceMs = 3000) {
+      await front.close(graceMs)
+      auth.close()
+      for (const name of await readdir(layout.tmpDir).catch(() => [] as string[])) {
+        await rm(path.join(layout.tmpDir, name), { recursive: true, force: true }).catch(() => undefined)
+      }
+    },
+  }
+}

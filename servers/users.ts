@@ -1,0 +1,125 @@
+// The users file (DATA/users.json, mode 0600): per user only the salt, the scrypt parameters,
+// StoredKey and ServerKey (src/protocol/auth.ts). Changed by the CLI under a lock file, read by a
+// running server whenever the file changed (inode, size or mtime), so user changes apply at once.
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
+import path from 'node:path'
+import { Verifier } from '../src/protocol'
+import { writeFileAtomicSync } from './fsutil'
+
+export interface UserEntry {
+  salt: string
+  N: number
+  r: number
+  p: number
+  storedKey: string
+  serverKey: string
+}
+
+interface UsersFile {
+  format: 'edfs-users'
+  version: 1
+  users: Record<string, UserEntry>
+}
+
+export function toVerifier(e: UserEntry): Verifier {
+  return { salt: Buffer.from(e.salt, 'base64'), params: { N: e.N, r: e.r, p: e.p },
+    storedKey: Buffer.from(e.storedKey, 'base64'), serverKey: Buffer.from(e.serverKey, 'base64') }
+}
+
+export function fromVerifier(v: Verifier): UserEntry {
+  return { salt: v.salt.toString('base64'), N: v.params.N, r: v.params.r, p: v.params.p,
+    storedKey: v.storedKey.toString('base64'), serverKey: v.serverKey.toString('base64') }
+}
+
+export function parseUsers(text: string, file: string): Record<string, UserEntry> {
+  const parsed = JSON.parse(text) as UsersFile
+  if (parsed?.format !== 'edfs-users' || parsed.version !== 1 || typeof parsed.users !== 'object') {
+    throw new Error(`${file} is not an edfs users file`)
+  }
+  return parsed.users
+}
+
+export function readUsersSync(file: string): Record<string, UserEntry> {
+  try {
+    return parseUsers(readFileSync(file, 'utf8'), file)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {}
+    throw err
+  }
+}
+
+/** Read-modify-write of the users file under DATA/users.json.lock (CLI only: synchronous). */
+export async function updateUsers(file: string, change: (users: Record<string, UserEntry>) => void): Promise<void> {
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+  const lock = `${file}.lock`
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx', 0o600))
+      break
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 30_000) unlinkSync(lock) // left by a crashed command
+      } catch {
+        /* gone meanwhile */
+      }
+      if (Date.now() > deadline) throw new Error(`${lock} is held by another command; remove it if no edfs command is running`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  try {
+    const users = readUsersSync(file)
+    change(users)
+    const body: UsersFile = { format: 'edfs-users', version: 1, users }
+    writeFileAtomicSync(file, `${JSON.stringify(body, null, 2)}\n`, 0o600)
+  } finally {
+    unlinkSync(lock)
+  }
+}
+
+/** The server's view of the users file, re-read when it changes. */
+export class UserTable {
+  private users: Record<string, UserEntry> = {}
+  private signature = ''
+  private checkedAt = 0
+  private loading: Promise<void> | null = null
+
+  constructor(private readonly file: string) {}
+
+  /** The user's verifier, or null. `maxAgeMs` bounds how stale the cached file may be. */
+  async get(name: string, maxAgeMs = 0): Promise<Verifier | null> {
+    if (Date.now() - this.checkedAt > maxAgeMs) await this.refresh()
+    const e = Object.prototype.hasOwnProperty.call(this.users, name) ? this.users[name] : undefined
+    return e ? toVerifier(e) : null
+  }
+
+  private refresh(): Promise<void> {
+    if (!this.loading) {
+      this.loading = this.load().finally(() => (this.loading = null))
+    }
+    return this.loading
+  }
+
+  private async load(): Promise<void> {
+    const started = Date.now()
+    try {
+      const st = await stat(this.file, { bigint: true })
+      const sig = `${st.ino}:${st.size}:${st.mtimeNs}`
+      if (sig !== this.signature) {
+        this.users = parseUsers(await readFile(this.file, 'utf8'), this.file)
+        this.signature = sig
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.users = {}
+        this.signature = ''
+      } else {
+        // Keep serving with the last good copy; say so once per change.
+        process.stderr.write(`edfs server: cannot read users file: ${(err as Error).message}\n`)
+      }
+    }
+    this.checkedAt = started
+  }
+}
