@@ -1,0 +1,294 @@
+// The client's view of the storage servers: a pool with health and back-off, rendezvous placement,
+// replicated writes and traffic-optimized, verified reads. docs/cluster.md explains the rules.
+import { MAX_HAVE_IDS, MAX_LIST_LIMIT, ServerError, isBlobId, isRecordName } from '../protocol'
+import {
+  Attempt, ClusterConfigError, ClusterConnectError, classify, reasonOf,
+} from './errors'
+import { Member, MemberStatus } from './member'
+import { ClusterCounters, CorruptionReport, Pool } from './pool'
+import * as reads from './reads'
+import { retry } from './retry'
+import { ByteRange, ServerClient } from './server-client'
+import * as writes from './writes'
+
+export * from './errors'
+export type { MemberStatus } from './member'
+export type { ClusterCounters, CorruptionReport } from './pool'
+export type { PutResult } from './writes'
+export { rankIds, place, score } from './placement'
+export { ServerClient } from './server-client'
+export type { ByteRange } from './server-client'
+
+export interface ClusterOptions {
+  /** Server URLs (http:// or https://, loopback or LAN). */
+  servers: string[]
+  user: string
+  password: string
+  /** R: copies of each blob, 1..servers.length; default 2 (capped at the number of servers). */
+  replicas?: number
+  /** W: copies that must be stored for put() to succeed, 1..R; default 1. */
+  writeQuorum?: number
+  /** Longest silence on any call (connect, first byte, between bytes); default 30000. */
+  timeoutMs?: number
+  /** PEM of a CA to trust for https URLs. */
+  ca?: string | Buffer
+  /** Warnings and state changes (server down/back, degraded writes, corruption). Default: silent. */
+  log?: (line: string) => void
+  /**
+   * URL -> server id, as remembered from an earlier run (e.g. saved in the client's config from
+   * members()). A server that is down at connect then still takes its rightful place in the
+   * rendezvous order, so blobs written meanwhile land where reads will look for them later. A server
+   * with neither a known nor a reported id is ranked under a stand-in id made from its URL.
+   */
+  knownIds?: Record<string, string>
+  /** Parallel requests per server in getMany; default 4. */
+  readConcurrency?: number
+  /** First and largest delay of the background health probe of a down server; default 250 / 10000 ms. */
+  probeBackoffMs?: { baseMs: number; maxMs: number }
+}
+
+/** Retries of idempotent metadata-ish calls (have, list, delete, record reads). */
+const IDEMPOTENT_RETRY = { attempts: 3, baseMs: 100, maxMs: 1000 }
+
+export class Cluster {
+  readonly replicas: number
+  readonly writeQuorum: number
+  private readonly pool: Pool
+  private closed = false
+
+  private constructor(pool: Pool) {
+    this.pool = pool
+    this.replicas = pool.settings.replicas
+    this.writeQuorum = pool.settings.writeQuorum
+  }
+
+  /**
+   * Asks every server for its health in parallel and logs in to those that answer. Throws
+   * ClusterConnectError naming each URL and its reason when none answers, or when a server refuses
+   * the user name and password. Servers that do not answer stay members (down, probed in the background).
+   */
+  static async connect(opts: ClusterOptions): Promise<Cluster> {
+    const log = opts.log ?? (() => {})
+    if (!opts || !Array.isArray(opts.servers) || opts.servers.length === 0) throw new ClusterConfigError('no storage servers configured')
+    const urls: string[] = []
+    for (const s of opts.servers) {
+      let u: URL
+      try {
+        u = new URL(s)
+      } catch {
+        throw new ClusterConfigError(`not a server URL: ${JSON.stringify(s)}`)
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ClusterConfigError(`server URL must be http:// or https://: ${s}`)
+      if (urls.includes(u.origin)) throw new ClusterConfigError(`server ${u.origin} is listed twice`)
+      urls.push(u.origin)
+    }
+    const n = urls.length
+    const replicas = opts.replicas ?? Math.min(2, n)
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > n) throw new ClusterConfigError(`replicas (R) must be 1..${n} (the number of servers), got ${opts.replicas}`)
+    const writeQuorum = opts.writeQuorum ?? 1
+    if (!Number.isInteger(writeQuorum) || writeQuorum < 1 || writeQuorum > replicas) throw new ClusterConfigError(`writeQuorum (W) must be 1..${replicas} (R), got ${opts.writeQuorum}`)
+    const timeoutMs = opts.timeoutMs ?? 30_000
+    if (!(timeoutMs > 0)) throw new ClusterConfigError(`timeoutMs must be positive, got ${opts.timeoutMs}`)
+    const known = new Map<string, string>()
+    for (const [url, id] of Object.entries(opts.knownIds ?? {})) {
+      try {
+        known.set(new URL(url).origin, id)
+      } catch {
+        throw new ClusterConfigError(`knownIds: not a server URL: ${JSON.stringify(url)}`)
+      }
+    }
+    const probe = opts.probeBackoffMs ?? { baseMs: 250, maxMs: 10_000 }
+    const members = urls.map(
+      (url) => new Member({ url, user: opts.user, password: opts.password, timeoutMs, ca: opts.ca, knownId: known.get(url), probe, log }),
+    )
+    const pool = new Pool(members, { replicas, writeQuorum, timeoutMs, readConcurrency: opts.readConcurrency ?? 4, log })
+    const cluster = new Cluster(pool)
+    try {
+      const health = await Promise.allSettled(members.map((m) => m.checkNow()))
+      const failures = health.flatMap((h, i) => (h.status === 'rejected' ? [{ url: urls[i]!, reason: reasonOf(h.reason) }] : []))
+      if (failures.length === n) throw new ClusterConnectError(`no storage server answers (${n} configured)`, failures)
+      const seen = new Map<string, string>()
+      for (const m of members) {
+        if (!m.reportedId) continue
+        const other = seen.get(m.reportedId)
+        if (other) throw new ClusterConfigError(`servers ${other} and ${m.url} report the same id ${m.reportedId}: the same server listed under two URLs, or a copied data directory`)
+        seen.set(m.reportedId, m.url)
+      }
+      const up = members.filter((m) => m.up)
+      const logins = await Promise.allSettled(up.map((m) => m.client.login()))
+      const refused: { url: string; reason: string }[] = []
+      logins.forEach((l, i) => {
+        if (l.status === 'fulfilled') return
+        const m = up[i]!
+        if (l.reason instanceof ServerError && l.reason.status === 401) refused.push({ url: m.url, reason: reasonOf(l.reason) })
+        else {
+          m.failed(l.reason)
+          if (classify(l.reason) !== 'down') m.markDown(`login failed: ${reasonOf(l.reason)}`)
+          failures.push({ url: m.url, reason: `login failed: ${reasonOf(l.reason)}` })
+        }
+      })
+      if (refused.length > 0) throw new ClusterConnectError(`login as ${JSON.stringify(opts.user)} refused (wrong user name or password?)`, refused)
+      if (!members.some((m) => m.up)) throw new ClusterConnectError(`no storage server accepted a login (${n} configured)`, failures)
+      for (const f of failures) {
+        const m = members.find((x) => x.url === f.url)!
+        log(`edfs cluster: server ${f.url} is down at connect (${f.reason}); ${m.knownId ? `placed by its known id ${m.knownId}` : 'its id is unknown, placed by its URL until it answers'}; probing in the background`)
+      }
+      return cluster
+    } catch (err) {
+      cluster.close()
+      throw err
+    }
+  }
+
+  /** Each member: url, id, up, latencyMs, lastError, health (0..1). Save url -> id as `knownIds`. */
+  members(): MemberStatus[] {
+    return this.pool.members.map((m) => m.status())
+  }
+
+  /** All members in rendezvous order for a blob id or any other key (e.g. a record name). */
+  rank(key: string): MemberStatus[] {
+    return this.pool.rank(key).map((m) => m.status())
+  }
+
+  /** Replicas that served corrupt bytes (most recent 1000), for fsck and tests. */
+  get corruptions(): readonly CorruptionReport[] {
+    return this.pool.corruptions
+  }
+
+  get counters(): Readonly<ClusterCounters> {
+    return this.pool.counters
+  }
+
+  /** Stores a blob (id = SHA-256 of data) on `copies` (default R) servers; see docs/cluster.md. */
+  put(id: string, data: Buffer, copies?: number): Promise<writes.PutResult> {
+    this.open()
+    return writes.put(this.pool, id, data, copies)
+  }
+
+  /** The blob, hash-verified, from one replica (next ones on failure). ChunkUnavailableError otherwise. */
+  get(id: string): Promise<Buffer> {
+    this.open()
+    return reads.get(this.pool, id)
+  }
+
+  /**
+   * Bytes [start, end) of a blob, passed through `check` (the caller's AEAD open, which throws on
+   * bad bytes); returns what `check` returns. A range past the blob's end comes back shorter.
+   */
+  getRange(id: string, range: ByteRange, check: (bytes: Buffer) => Buffer): Promise<Buffer> {
+    this.open()
+    return reads.getRange(this.pool, id, range, check)
+  }
+
+  /** Bulk read with bounded concurrency per server; onBlob is called as each blob arrives. */
+  getMany(ids: string[], onBlob?: (id: string, data: Buffer) => void): Promise<Map<string, Buffer>> {
+    this.open()
+    return reads.getMany(this.pool, ids, onBlob)
+  }
+
+  /** id -> ids of the live servers that hold it (every id asked is a key; [] when none). */
+  async locate(ids: string[]): Promise<Map<string, string[]>> {
+    this.open()
+    const unique = [...new Set(ids)]
+    for (const id of unique) if (!isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}`)
+    const out = new Map<string, string[]>(unique.map((id) => [id, []]))
+    if (unique.length === 0) return out
+    const batches: string[][] = []
+    for (let i = 0; i < unique.length; i += MAX_HAVE_IDS) batches.push(unique.slice(i, i + MAX_HAVE_IDS))
+    await Promise.all(
+      this.pool.live().map(async (m) => {
+        try {
+          for (const batch of batches) {
+            const have = await this.idempotent(m, (c) => c.have(batch))
+            for (const id of have) out.get(id)?.push(m.name)
+          }
+        } catch (err) {
+          this.pool.log(`edfs cluster: locate: server ${m.name} did not answer: ${reasonOf(err)}`)
+        }
+      }),
+    )
+    for (const [id, servers] of out) {
+      const order = this.pool.rank(id).map((m) => m.name)
+      servers.sort((a, b) => order.indexOf(a) - order.indexOf(b))
+    }
+    return out
+  }
+
+  /** Deletes the blob on every live server; returns how many copies were removed. */
+  async delete(id: string): Promise<number> {
+    this.open()
+    if (!isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}`)
+    const live = this.pool.live()
+    const results = await Promise.allSettled(live.map((m) => this.idempotent(m, (c) => c.deleteBlob(id))))
+    const failed: Attempt[] = []
+    let removed = 0
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') removed += r.value ? 1 : 0
+      else failed.push({ server: live[i]!.name, reason: reasonOf(r.reason) })
+    })
+    if (failed.length) this.pool.log(`edfs cluster: delete ${id}: ${failed.map((f) => `${f.server}: ${f.reason}`).join('; ')} (a copy may remain; gc removes it later)`)
+    return removed
+  }
+
+  /** Every blob on every live server, server by server, page by page. */
+  async *listAll(): AsyncIterable<{ server: string; id: string; size: number; mtimeMs: number }> {
+    this.open()
+    for (const m of this.pool.live()) {
+      let after: string | undefined
+      for (let page = 0; page < 1_000_000; page++) {
+        const body = await this.idempotent(m, (c) => c.listBlobs(after, MAX_LIST_LIMIT))
+        for (const b of body.blobs) yield { server: m.name, id: b.id, size: b.size, mtimeMs: b.mtimeMs }
+        if (!body.next || body.blobs.length === 0) break
+        after = body.next
+      }
+    }
+  }
+
+  /** The record on every live server that answers: version 0 and value null where it is absent. */
+  async readRecordEverywhere(name: string): Promise<{ server: string; version: number; value: Buffer | null }[]> {
+    this.open()
+    if (!isRecordName(name)) throw new ClusterConfigError(`invalid record name ${JSON.stringify(name)}`)
+    const live = this.pool.live()
+    const results = await Promise.allSettled(live.map((m) => this.idempotent(m, (c) => c.getRecord(name))))
+    const out: { server: string; version: number; value: Buffer | null }[] = []
+    results.forEach((r, i) => {
+      const m = live[i]!
+      if (r.status === 'rejected') {
+        this.pool.log(`edfs cluster: record ${name}: server ${m.name} did not answer: ${reasonOf(r.reason)}`)
+        return
+      }
+      out.push(r.value ? { server: m.name, version: r.value.version, value: r.value.value } : { server: m.name, version: 0, value: null })
+    })
+    return out
+  }
+
+  /**
+   * Compare-and-swap of a record on one server (id or URL): writes only if the stored version is
+   * `expectVersion` (0: absent); returns the new version. Not retried (a lost answer would make a
+   * retry conflict with itself); ServerError 409 'version-conflict' propagates with `body.version`.
+   */
+  async casRecord(server: string, name: string, expectVersion: number, value: Buffer): Promise<number> {
+    this.open()
+    if (!isRecordName(name)) throw new ClusterConfigError(`invalid record name ${JSON.stringify(name)}`)
+    const m = this.pool.byName(server)
+    return m.call((c) => c.putRecord(name, expectVersion, value), false)
+  }
+
+  /** Stops probes and closes all connections. The cluster cannot be used afterwards. */
+  close(): void {
+    this.closed = true
+    for (const m of this.pool.members) m.close()
+  }
+
+  private open(): void {
+    if (this.closed) throw new ClusterConfigError('the cluster client is closed')
+  }
+
+  private idempotent<T>(m: Member, fn: (c: ServerClient) => Promise<T>): Promise<T> {
+    return retry(() => m.call(fn, true), {
+      ...IDEMPOTENT_RETRY,
+      retryable: (err) => classify(err) === 'fault' || (classify(err) === 'down' && m.up),
+      onRetry: () => this.pool.counters.retries++,
+    })
+  }
+}

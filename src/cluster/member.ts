@@ -1,0 +1,234 @@
+// One server in the pool: its client, its health, and the background probe that brings it back.
+import http from 'node:http'
+import https from 'node:https'
+import { HealthBody, ROUTES } from '../protocol'
+import { classify, reasonOf } from './errors'
+import { BackoffPolicy, backoffDelay } from './retry'
+import { ServerClient, TimeoutError, UnreachableError } from './server-client'
+
+export interface MemberStatus {
+  url: string
+  /** The server's stable id: as it reported it, else as given in `knownIds`, else undefined. */
+  id: string | undefined
+  up: boolean
+  /** Smoothed latency of recent calls (ms), null before the first. */
+  latencyMs: number | null
+  /** The last failure, as text (null when the last call succeeded or none failed yet). */
+  lastError: string | null
+  /** 0..1: smoothed share of recent calls that succeeded; 0 while down. */
+  health: number
+}
+
+export interface MemberOptions {
+  url: string
+  user: string
+  password: string
+  timeoutMs: number
+  ca?: string | Buffer
+  knownId?: string
+  probe: BackoffPolicy
+  log: (line: string) => void
+  /** Called when the member comes back up (after a probe answered). */
+  onUp?: (m: Member) => void
+}
+
+const ALPHA = 0.2
+/** Errors worth one immediate second try on the same server: a keep-alive socket the server closed under us. */
+const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
+
+export class Member {
+  readonly url: string
+  readonly client: ServerClient
+  readonly knownId: string | undefined
+  reportedId: string | undefined
+  up = false
+  latencyMs: number | null = null
+  lastError: string | null = null
+  private successRate = 1
+  private probeTimer: NodeJS.Timeout | null = null
+  private probeAttempt = 0
+  private probing = false
+  private closed = false
+  /** Requests in flight (getMany uses it to bound concurrency per server). */
+  inflight = 0
+
+  constructor(private readonly opts: MemberOptions) {
+    this.client = new ServerClient({ url: opts.url, user: opts.user, password: opts.password, timeoutMs: opts.timeoutMs, ca: opts.ca })
+    this.url = this.client.url
+    this.knownId = opts.knownId
+  }
+
+  get id(): string | undefined {
+    return this.reportedId ?? this.knownId
+  }
+
+  /** What rendezvous hashing scores: the server id, or (id unknown) a stand-in made from the URL. */
+  get placementId(): string {
+    return this.id ?? `url:${this.url}`
+  }
+
+  /** Id when known, else URL: how errors and logs name this server. */
+  get name(): string {
+    return this.id ?? this.url
+  }
+
+  get health(): number {
+    return this.up ? this.successRate : 0
+  }
+
+  status(): MemberStatus {
+    return { url: this.url, id: this.id, up: this.up, latencyMs: this.latencyMs === null ? null : Math.round(this.latencyMs * 10) / 10, lastError: this.lastError, health: Math.round(this.health * 1000) / 1000 }
+  }
+
+  /**
+   * One call to this server with bookkeeping: latency and success feed the health score; a
+   * network-level failure marks the server down and starts the probe. An idempotent call that hit
+   * a stale keep-alive socket is tried once more at once (that is not the server's fault).
+   */
+  async call<T>(fn: (c: ServerClient) => Promise<T>, idempotent: boolean): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const t0 = performance.now()
+      this.inflight++
+      try {
+        const r = await fn(this.client)
+        this.succeeded(performance.now() - t0)
+        return r
+      } catch (err) {
+        const code = err instanceof UnreachableError ? (err.cause as NodeJS.ErrnoException)?.code : (err as NodeJS.ErrnoException)?.code
+        if (attempt === 0 && idempotent && !this.closed && code && STALE_SOCKET.has(code)) continue
+        this.failed(err)
+        throw err
+      } finally {
+        this.inflight--
+      }
+    }
+  }
+
+  succeeded(ms: number): void {
+    this.successRate = this.successRate * (1 - ALPHA) + ALPHA
+    this.latencyMs = this.latencyMs === null ? ms : this.latencyMs * (1 - ALPHA) + ms * ALPHA
+    this.lastError = null
+  }
+
+  failed(err: unknown): void {
+    const kind = classify(err)
+    if (kind === 'caller') return
+    this.successRate = this.successRate * (1 - ALPHA)
+    this.lastError = reasonOf(err)
+    if (kind === 'down') this.markDown(this.lastError)
+  }
+
+  /** Marks the server up (it answered health) and remembers the id it reported. */
+  markUp(health: HealthBody): void {
+    this.adoptId(health.id)
+    const wasDown = !this.up
+    this.up = true
+    this.probeAttempt = 0
+    if (this.successRate < 0.5) this.successRate = 0.5
+    if (this.probeTimer) clearTimeout(this.probeTimer)
+    this.probeTimer = null
+    if (wasDown) this.opts.onUp?.(this)
+  }
+
+  markDown(reason: string): void {
+    if (this.closed) return
+    this.lastError = reason
+    if (this.up) this.opts.log(`edfs cluster: server ${this.name} (${this.url}) marked down: ${reason}`)
+    this.up = false
+    this.scheduleProbe()
+  }
+
+  private adoptId(id: string): void {
+    if (this.reportedId === id) return
+    if (this.knownId && this.knownId !== id) {
+      this.opts.log(`edfs cluster: warning: server ${this.url} reports id ${id}, but the configuration says ${this.knownId}; using ${id} (placement of blobs written meanwhile may differ; fsck --repair moves them)`)
+    } else if (this.reportedId && this.reportedId !== id) {
+      this.opts.log(`edfs cluster: warning: server ${this.url} changed its id from ${this.reportedId} to ${id} (data directory replaced?)`)
+    }
+    this.reportedId = id
+  }
+
+  /** Background health probe with back-off; its timer and socket are unref'd (never keep a process alive). */
+  private scheduleProbe(): void {
+    if (this.closed || this.probeTimer || this.probing) return
+    const delay = backoffDelay(this.probeAttempt++, this.opts.probe)
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null
+      this.probing = true
+      probeHealth(this.url, Math.min(this.opts.timeoutMs, 10_000), this.opts.ca)
+        .then((h) => {
+          this.probing = false
+          if (this.closed) return
+          this.opts.log(`edfs cluster: server ${h.id} (${this.url}) is back`)
+          this.markUp(h)
+        })
+        .catch((err) => {
+          this.probing = false
+          if (this.closed) return
+          this.lastError = reasonOf(err)
+          if (!this.up) this.scheduleProbe()
+        })
+    }, delay)
+    this.probeTimer.unref()
+  }
+
+  /** Probes now (connect uses it; also handy after a known restart). */
+  async checkNow(): Promise<HealthBody> {
+    const t0 = performance.now()
+    try {
+      const h = await this.client.health()
+      this.succeeded(performance.now() - t0)
+      this.markUp(h)
+      return h
+    } catch (err) {
+      this.failed(err)
+      if (classify(err) !== 'down') this.markDown(reasonOf(err))
+      throw err
+    }
+  }
+
+  close(): void {
+    this.closed = true
+    if (this.probeTimer) clearTimeout(this.probeTimer)
+    this.probeTimer = null
+    this.client.close()
+  }
+}
+
+/**
+ * GET /v1/health on a fresh connection whose socket is unref'd, so an outstanding probe of a hung
+ * server never keeps the process alive. Unauthenticated; https honours the pinned CA.
+ */
+export function probeHealth(url: string, timeoutMs: number, ca?: string | Buffer): Promise<HealthBody> {
+  return new Promise((resolve, reject) => {
+    const base = new URL(url)
+    const mod = base.protocol === 'https:' ? https : http
+    const req = mod.request(
+      { protocol: base.protocol, hostname: base.hostname, port: base.port, path: ROUTES.health, method: 'GET', agent: false, ca, headers: { connection: 'close' } },
+      (res) => {
+        const parts: Buffer[] = []
+        let size = 0
+        res.on('data', (d: Buffer) => {
+          size += d.length
+          if (size > 65536) req.destroy(new Error('health answer too large'))
+          else parts.push(d)
+        })
+        res.on('error', reject)
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`health answered HTTP ${res.statusCode}`))
+          try {
+            const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as HealthBody
+            if (typeof body?.id !== 'string' || body.id.length === 0) return reject(new Error('health answer has no server id'))
+            resolve(body)
+          } catch {
+            reject(new Error('health answer is not JSON'))
+          }
+        })
+      },
+    )
+    req.on('socket', (s) => s.unref())
+    req.setTimeout(timeoutMs, () => req.destroy(new TimeoutError(base.origin, timeoutMs)))
+    req.on('error', (err) => reject(err instanceof TimeoutError ? err : new UnreachableError(base.origin, err)))
+    req.end()
+  })
+}

@@ -1,0 +1,105 @@
+// The set of members, their rendezvous order for a key, and the counters fsck and tests read.
+import { createHash, webcrypto } from 'node:crypto'
+import { ClusterConfigError } from './errors'
+import { Member } from './member'
+import { rankBy } from './placement'
+
+export interface CorruptionReport {
+  /** Blob id. */
+  id: string
+  /** Server id (or URL) that served bad bytes. */
+  server: string
+  /** What was wrong: a hash mismatch (whole blob) or the caller's check failing (range read). */
+  detail: string
+  at: number
+}
+
+export interface ClusterCounters {
+  /** Blob reads that needed more than one server. */
+  failovers: number
+  /** Replicas that served bytes not matching the id (or failing the caller's check). */
+  corruptions: number
+  /** Writes that did not land on all of their home servers (under-replicated or off home). */
+  degradedWrites: number
+  /** Attempts repeated after a transient failure. */
+  retries: number
+}
+
+/** How many corruption reports are kept (the counter keeps counting). */
+const MAX_REPORTS = 1000
+
+export interface PoolSettings {
+  replicas: number
+  writeQuorum: number
+  timeoutMs: number
+  /** Parallel requests per server in getMany. */
+  readConcurrency: number
+  log: (line: string) => void
+}
+
+export class Pool {
+  readonly corruptions: CorruptionReport[] = []
+  readonly counters: ClusterCounters = { failovers: 0, corruptions: 0, degradedWrites: 0, retries: 0 }
+
+  constructor(readonly members: Member[], readonly settings: PoolSettings) {}
+
+  get log(): (line: string) => void {
+    return this.settings.log
+  }
+
+  /** Every member in rendezvous order for `key` (up or down). */
+  rank(key: string): Member[] {
+    return rankBy(this.members, (m) => m.placementId, key)
+  }
+
+  /**
+   * The order in which a blob is asked for: its home servers (the first R in rank order) that are
+   * up — members whose recent calls mostly failed (health < 0.5) after the healthy ones — then the
+   * other live servers in rank order (a degraded write may have put it there), then, as a last
+   * resort, the servers marked down, in rank order.
+   */
+  readOrder(id: string): Member[] {
+    const ranked = this.rank(id)
+    const R = this.settings.replicas
+    const home = ranked.slice(0, R).filter((m) => m.up)
+    const homeOrdered = [...home.filter((m) => m.health >= 0.5), ...home.filter((m) => m.health < 0.5)]
+    const rest = ranked.slice(R).filter((m) => m.up)
+    const down = ranked.filter((m) => !m.up)
+    return [...homeOrdered, ...rest, ...down]
+  }
+
+  /** The member named by id or URL. */
+  byName(server: string): Member {
+    const m = this.members.find((x) => x.id === server || x.url === server || x.placementId === server)
+    if (m) return m
+    let origin: string | null = null
+    try {
+      origin = new URL(server).origin
+    } catch {
+      /* not a URL */
+    }
+    const byUrl = origin ? this.members.find((x) => x.url === origin) : undefined
+    if (byUrl) return byUrl
+    throw new ClusterConfigError(`unknown server ${server} (members: ${this.members.map((x) => x.name).join(', ')})`)
+  }
+
+  live(): Member[] {
+    return this.members.filter((m) => m.up)
+  }
+
+  reportCorruption(id: string, m: Member, detail: string): void {
+    this.counters.corruptions++
+    const report = { id, server: m.name, detail, at: Date.now() }
+    if (this.corruptions.length >= MAX_REPORTS) this.corruptions.shift()
+    this.corruptions.push(report)
+    this.log(`edfs cluster: CORRUPT replica of blob ${id} on server ${m.name} (${m.url}): ${detail}; using another replica (run fsck --repair)`)
+  }
+}
+
+/** Small blobs are hashed inline; large ones off the event loop (WebCrypto runs in the thread pool). */
+const INLINE_HASH_LIMIT = 256 * 1024
+
+export async function sha256Hex(data: Buffer): Promise<string> {
+  if (data.length < INLINE_HASH_LIMIT) return createHash('sha256').update(data).digest('hex')
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex')
+}
