@@ -74,7 +74,7 @@ export interface Session {
 export async function login(base: string, user: string, password: string, localAddress?: string): Promise<Session> {
   const clientNonce = randomBytes(24).toString('base64')
   const ch = await raw(base, 'POST', ROUTES.challenge, { body: JSON.stringify({ user, clientNonce }), localAddress })
-  if (ch.status !== 200) throw new Error(`challenge: ${ch.status} ${ch.body}`)
+  if (ch.status !== 200) throw Object.assign(new Error(`challenge: ${ch.status} ${ch.body}`), { status: ch.status, answer: ch })
   const c = ch.json() as ChallengeBody
   const keys = await deriveKeys(password, Buffer.from(c.salt, 'base64'), { N: c.N, r: c.r, p: c.p })
   const message = authMessage(user, clientNonce, c.serverNonce)
