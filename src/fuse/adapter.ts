@@ -1,0 +1,235 @@
+// The FUSE adapter: each fuse-native operation becomes one FileSystem call (src/volume/fs-types.ts).
+// Thin on purpose: no state beyond what FUSE needs, nothing that blocks the event loop. Errors map
+// to errno (errno.ts); anything that is not an FsError is logged and answered with EIO.
+//
+// Conventions toward the FileSystem:
+// - mode arguments of mkdir, create and chmod are the permission bits only (mode & 0o7777); the
+//   file system sets the file type.
+// - uid/gid of new files: fuse-native does not expose the caller's context (fuse_get_context), so
+//   new files belong to `owner` (default: the daemon's uid/gid).
+// - chown with -1 (as uint32) for one id, and utimens with null for one time ("leave unchanged"),
+//   are resolved from getattr here, because the FileSystem takes complete values.
+// - write: the file system must copy the bytes before its promise resolves (the buffer is libfuse's
+//   memory and is detached afterwards); read fills `buffer` before resolving and never later.
+import {
+  O_ACCMODE,
+  O_RDONLY,
+  O_RDWR,
+  O_TRUNC,
+  type Attr,
+  type FileSystem,
+} from '../volume/fs-types'
+import type { CountCb, ErrCb, FuseOps, FuseStat, FuseStatfs, ValueCb } from './binding'
+import { ERRNO, toErrno } from './errno'
+
+export interface AdapterOptions {
+  /** Where unexpected failures are reported (default: stderr). */
+  log?: (line: string) => void
+  /** Owner of new files, directories and symlinks (default: this process's uid/gid). */
+  owner?: { uid: number; gid: number }
+}
+
+const NO_ID = 0xffffffff // (uid_t) -1 as fuse-native passes it
+const MAX_HANDLE = 0x7fffffff // fuse-native passes handles as int32; 0 means none
+const W_OK = 2
+
+export function toFuseStat(a: Attr): FuseStat {
+  return {
+    mode: a.mode,
+    uid: a.uid,
+    gid: a.gid,
+    size: a.size,
+    nlink: a.nlink,
+    // fuse-native accepts Date objects or ms numbers; numbers spare three allocations per getattr.
+    atime: Math.floor(a.atimeMs),
+    mtime: Math.floor(a.mtimeMs),
+    ctime: Math.floor(a.ctimeMs),
+    blksize: 4096,
+    blocks: Math.ceil(a.size / 512),
+  }
+}
+
+const U32 = 0xffffffff
+
+/** statvfs for fuse-native, whose fields are uint32: the fragment size grows until the counts fit. */
+export function toFuseStatfs(s: { blockSize: number; totalBytes: number; freeBytes: number; files: number; maxNameLength: number }): FuseStatfs {
+  let frsize = Math.max(512, s.blockSize | 0)
+  while (s.totalBytes / frsize > U32 && frsize < 2 ** 30) frsize *= 2
+  const blocks = Math.min(U32, Math.floor(s.totalBytes / frsize))
+  const free = Math.min(blocks, Math.floor(s.freeBytes / frsize))
+  const files = Math.min(U32, s.files)
+  const ffree = Math.max(0, U32 - files)
+  return {
+    bsize: frsize,
+    frsize,
+    blocks,
+    bfree: free,
+    bavail: free,
+    files: U32,
+    ffree,
+    favail: ffree,
+    fsid: 0,
+    flag: 0,
+    namemax: s.maxNameLength,
+  }
+}
+
+export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOps {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`))
+  const owner = opts.owner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
+
+  /** Runs `fn`, and hands its result or its errno to the callbacks (even if `fn` throws synchronously). */
+  function call<T>(op: string, what: string, fn: () => Promise<T>, ok: (v: T) => void, fail: (errno: number) => void): void {
+    let p: Promise<T>
+    try {
+      p = fn()
+    } catch (err) {
+      p = Promise.reject(err)
+    }
+    p.then(ok, (err: unknown) =>
+      fail(
+        toErrno(err, (e) =>
+          log(`edfs fuse: ${op} ${what}: unexpected error (EIO): ${(e as Error)?.stack ?? String(e)}`),
+        ),
+      ),
+    )
+  }
+  const errCb = (cb: ErrCb) => ({ ok: () => cb(0), fail: (n: number) => cb(n) })
+  const countCb = (cb: CountCb) => ({ ok: (n: number) => cb(n), fail: (n: number) => cb(n) })
+
+  function readOnlyGuard(cb: (n: number) => void): boolean {
+    if (!fs.readOnly) return false
+    cb(ERRNO.EROFS)
+    return true
+  }
+
+  function voidOp(op: string, what: string, cb: ErrCb, fn: () => Promise<void>, mutates = true): void {
+    if (mutates && readOnlyGuard(cb)) return
+    const { ok, fail } = errCb(cb)
+    call(op, what, fn, ok, fail)
+  }
+
+  function handleOp(op: string, path: string, cb: ValueCb<number>, fn: () => Promise<number>): void {
+    call(
+      op,
+      path,
+      fn,
+      (fh) => {
+        if (Number.isInteger(fh) && fh >= 1 && fh <= MAX_HANDLE) return cb(0, fh)
+        log(`edfs fuse: ${op} ${path}: the file system returned handle ${fh}, outside 1..2^31-1 (EIO)`)
+        fs.release(fh).catch(() => {})
+        cb(ERRNO.EIO)
+      },
+      (n) => cb(n),
+    )
+  }
+
+  const ops: FuseOps = {
+    getattr(path, cb) {
+      call('getattr', path, () => fs.getattr(path), (a) => cb(0, toFuseStat(a)), (n) => cb(n))
+    },
+    fgetattr(path, _fd, cb) {
+      call('fgetattr', path, () => fs.getattr(path), (a) => cb(0, toFuseStat(a)), (n) => cb(n))
+    },
+    access(path, mode, cb) {
+      // With default_permissions the kernel checks the mode bits itself; here: existence, and no
+      // write access to a read-only volume.
+      call(
+        'access',
+        path,
+        () => fs.getattr(path),
+        () => cb(mode & W_OK && fs.readOnly ? ERRNO.EROFS : 0),
+        (n) => cb(n),
+      )
+    },
+    statfs(_path, cb) {
+      call('statfs', '/', () => fs.statfs(), (s) => cb(0, toFuseStatfs(s)), (n) => cb(n))
+    },
+    readdir(path, cb) {
+      call('readdir', path, () => fs.readdir(path), (names) => cb(0, ['.', '..', ...names]), (n) => cb(n))
+    },
+    open(path, flags, cb) {
+      if ((flags & O_ACCMODE) !== O_RDONLY || flags & O_TRUNC) {
+        if (readOnlyGuard(cb)) return
+      }
+      handleOp('open', path, cb, () => fs.open(path, flags))
+    },
+    create(path, mode, cb) {
+      if (readOnlyGuard(cb)) return
+      // fuse-native does not pass create's open flags; the kernel positions O_APPEND writes itself.
+      handleOp('create', path, cb, () => fs.create(path, mode & 0o7777, owner.uid, owner.gid, O_RDWR))
+    },
+    release(path, fd, cb) {
+      voidOp('release', path, cb, () => fs.release(fd), false)
+    },
+    read(path, fd, buf, len, pos, cb) {
+      const { ok, fail } = countCb(cb)
+      call('read', path, () => fs.read(fd, buf, len, pos), ok, fail)
+    },
+    write(path, fd, buf, len, pos, cb) {
+      if (readOnlyGuard(cb)) return
+      const { ok, fail } = countCb(cb)
+      call('write', path, () => fs.write(fd, buf, len, pos), ok, fail)
+    },
+    flush(path, fd, cb) {
+      voidOp('flush', path, cb, () => fs.flush(fd), false)
+    },
+    // fuse-native's real argument order: (path, datasync, fd).
+    fsync(path, _datasync, fd, cb) {
+      voidOp('fsync', path, cb, () => fs.fsync(fd), false)
+    },
+    truncate(path, size, cb) {
+      voidOp('truncate', path, cb, () => fs.truncate(path, size))
+    },
+    ftruncate(path, fd, size, cb) {
+      voidOp('ftruncate', path, cb, () => (fd ? fs.ftruncate(fd, size) : fs.truncate(path, size)))
+    },
+    unlink(path, cb) {
+      voidOp('unlink', path, cb, () => fs.unlink(path))
+    },
+    mkdir(path, mode, cb) {
+      voidOp('mkdir', path, cb, () => fs.mkdir(path, mode & 0o7777, owner.uid, owner.gid))
+    },
+    rmdir(path, cb) {
+      voidOp('rmdir', path, cb, () => fs.rmdir(path))
+    },
+    rename(src, dest, cb) {
+      voidOp('rename', `${src} -> ${dest}`, cb, () => fs.rename(src, dest))
+    },
+    link(src, dest, cb) {
+      voidOp('link', `${src} -> ${dest}`, cb, () => fs.link(src, dest))
+    },
+    symlink(target, path, cb) {
+      voidOp('symlink', path, cb, () => fs.symlink(target, path, owner.uid, owner.gid))
+    },
+    readlink(path, cb) {
+      call('readlink', path, () => fs.readlink(path), (t) => cb(0, t), (n) => cb(n))
+    },
+    chmod(path, mode, cb) {
+      voidOp('chmod', path, cb, () => fs.chmod(path, mode & 0o7777))
+    },
+    chown(path, uid, gid, cb) {
+      voidOp('chown', path, cb, async () => {
+        if (uid === NO_ID || gid === NO_ID) {
+          if (uid === NO_ID && gid === NO_ID) return
+          const a = await fs.getattr(path)
+          if (uid === NO_ID) uid = a.uid
+          if (gid === NO_ID) gid = a.gid
+        }
+        await fs.chown(path, uid, gid)
+      })
+    },
+    utimens(path, atime, mtime, cb) {
+      voidOp('utimens', path, cb, async () => {
+        if (atime === null || mtime === null) {
+          if (atime === null && mtime === null) return
+          const a = await fs.getattr(path)
+          atime ??= a.atimeMs
+          mtime ??= a.mtimeMs
+        }
+        await fs.utimens(path, atime, mtime)
+      })
+    },
+  }
+  return ops
+}

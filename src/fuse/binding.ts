@@ -1,0 +1,281 @@
+// A small typed wrapper around our patched fuse-native (patches/fuse-native+2.2.6.patch): the types
+// of what edfs uses, the mount options, mount/unmount, and clearing a stale mount point.
+//
+// The binding's conventions (read in its source, v2.2.6, not its README):
+// - Every callback takes a number first: 0 or a negative errno. read and write call back with one
+//   number: the byte count, or a negative errno.
+// - File handles are int32 and 0 means "no handle": a handle must be in 1..2^31-1.
+// - fsync(path, datasync, fd, cb): datasync comes before fd (the README says otherwise).
+// - The read/write buffers point into libfuse's memory and are detached once the callback has been
+//   signalled: a file system must copy written bytes before it answers and must not keep `buf`.
+// - getattr's times may be Date objects or numbers of milliseconds (we pass numbers).
+// - utimens times are ms, or null for "leave unchanged" (UTIME_OMIT); UTIME_NOW arrives as the
+//   current time (both thanks to the patch; the shipped addon passed atime twice).
+import { spawn } from 'node:child_process'
+import { readFile, stat } from 'node:fs/promises'
+import * as path from 'node:path'
+
+/** Patch level the code below relies on (Fuse.EDFS_PATCH and the addon's edfs_patch). */
+export const REQUIRED_PATCH = 1
+
+export interface FuseStat {
+  mode: number
+  uid: number
+  gid: number
+  size: number
+  nlink: number
+  atime: number | Date
+  mtime: number | Date
+  ctime: number | Date
+  ino?: number
+  blksize?: number
+  blocks?: number
+}
+
+export interface FuseStatfs {
+  bsize: number
+  frsize: number
+  blocks: number
+  bfree: number
+  bavail: number
+  files: number
+  ffree: number
+  favail: number
+  fsid: number
+  flag: number
+  namemax: number
+}
+
+export type ErrCb = (err: number) => void
+export type ValueCb<T> = (err: number, value?: T) => void
+/** read/write: the byte count, or a negative errno. */
+export type CountCb = (result: number) => void
+
+export interface FuseOps {
+  init?(cb: ErrCb): void
+  getattr(path: string, cb: ValueCb<FuseStat>): void
+  fgetattr?(path: string, fd: number, cb: ValueCb<FuseStat>): void
+  access?(path: string, mode: number, cb: ErrCb): void
+  statfs?(path: string, cb: ValueCb<FuseStatfs>): void
+  readdir?(path: string, cb: (err: number, names?: string[]) => void): void
+  open?(path: string, flags: number, cb: ValueCb<number>): void
+  create?(path: string, mode: number, cb: ValueCb<number>): void
+  release?(path: string, fd: number, cb: ErrCb): void
+  read?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: CountCb): void
+  write?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: CountCb): void
+  flush?(path: string, fd: number, cb: ErrCb): void
+  fsync?(path: string, datasync: number, fd: number, cb: ErrCb): void
+  truncate?(path: string, size: number, cb: ErrCb): void
+  ftruncate?(path: string, fd: number, size: number, cb: ErrCb): void
+  unlink?(path: string, cb: ErrCb): void
+  mkdir?(path: string, mode: number, cb: ErrCb): void
+  rmdir?(path: string, cb: ErrCb): void
+  rename?(src: string, dest: string, cb: ErrCb): void
+  link?(src: string, dest: string, cb: ErrCb): void
+  /** symlink(target, path): `target` is what the link points to, `path` the new name. */
+  symlink?(target: string, path: string, cb: ErrCb): void
+  readlink?(path: string, cb: ValueCb<string>): void
+  chmod?(path: string, mode: number, cb: ErrCb): void
+  chown?(path: string, uid: number, gid: number, cb: ErrCb): void
+  utimens?(path: string, atime: number | null, mtime: number | null, cb: ErrCb): void
+}
+
+/** Per-operation timeouts of the binding, in ms (false: none). */
+type TimeoutSpec = { default: number } & Partial<Record<keyof FuseOps, number | false>>
+
+interface FuseInstance {
+  mount(cb: (err: Error | null) => void): void
+  unmount(cb: (err: Error | null) => void): void
+}
+
+interface FuseClass {
+  new (mnt: string, ops: FuseOps, opts: Record<string, unknown>): FuseInstance
+  EDFS_PATCH?: number
+  EDFS_NATIVE_PATCH?: number
+}
+
+let FuseCtor: FuseClass | undefined
+
+function loadFuse(): FuseClass {
+  if (!FuseCtor) FuseCtor = require('fuse-native') as FuseClass
+  return FuseCtor
+}
+
+/**
+ * Whether the loaded fuse-native carries our patch, in JS and in the native addon. Returns a
+ * message describing what is missing, or null when all is well.
+ */
+export function checkPatch(): string | null {
+  let Fuse: FuseClass
+  try {
+    Fuse = loadFuse()
+  } catch (err) {
+    return `cannot load fuse-native: ${(err as Error).message} (is libfuse 2 installed? see scripts/setup.sh)`
+  }
+  if ((Fuse.EDFS_PATCH ?? 0) < REQUIRED_PATCH) {
+    return 'fuse-native is not patched (big_writes, utimens): run `bash scripts/setup.sh` (or `npx patch-package` and rebuild)'
+  }
+  if ((Fuse.EDFS_NATIVE_PATCH ?? 0) < REQUIRED_PATCH) {
+    return 'the fuse-native native addon is an unpatched build (mtime would be lost in utimens): run `bash scripts/setup.sh --fuse-native` (needs python3, make, g++)'
+  }
+  return null
+}
+
+export interface MountOptions {
+  /** Name shown as the source in /proc/mounts; default 'edfs'. */
+  fsname?: string
+  /** Type suffix: the mount type reads fuse.<subtype>; default 'edfs'. */
+  subtype?: string
+  /** Let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root). */
+  allowOther?: boolean
+  /** The kernel checks permissions from the mode bits (default true). */
+  defaultPermissions?: boolean
+  /** Kernel caching of attributes and names, in seconds (default 1; 0 allowed). */
+  attrTimeoutSec?: number
+  entryTimeoutSec?: number
+  /** Answer an operation the file system has not answered after this long with ETIMEDOUT (default 60 s). */
+  opTimeoutMs?: number
+  /** The same for flush, fsync and release, which wait for uploads (default 10 min). */
+  syncTimeoutMs?: number
+  /** Log lines (stale mount cleared, ...). */
+  log?: (line: string) => void
+  /** Mount even when the patch is missing (with a warning). For diagnosis only. */
+  allowUnpatched?: boolean
+}
+
+export const DEFAULT_OP_TIMEOUT_MS = 60_000
+export const DEFAULT_SYNC_TIMEOUT_MS = 600_000
+
+/** The option object fuse-native takes (exported for tests). */
+export function buildFuseOptions(opts: MountOptions): Record<string, unknown> {
+  const opMs = opts.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS
+  const syncMs = opts.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS
+  const timeout: TimeoutSpec = { default: opMs, flush: syncMs, fsync: syncMs, release: syncMs }
+  return {
+    bigWrites: true, // patch: 128 KiB writes instead of 4 KiB
+    defaultPermissions: opts.defaultPermissions ?? true,
+    allowOther: opts.allowOther ?? false,
+    fsname: opts.fsname ?? 'edfs',
+    subtype: opts.subtype ?? 'edfs',
+    // Strings: fuse-native drops falsy option values, and 0 is a valid timeout.
+    attrTimeout: String(opts.attrTimeoutSec ?? 1),
+    entryTimeout: String(opts.entryTimeoutSec ?? 1),
+    timeout,
+    force: false, // we clear stale mounts ourselves (clearStaleMount), and refuse live ones
+    mkdir: false,
+  }
+}
+
+export interface Mounted {
+  readonly mountPoint: string
+  unmount(): Promise<void>
+}
+
+/** Mounts `ops` at `mountPoint` in this process, after clearing a stale mount there. */
+export async function mount(mountPoint: string, ops: FuseOps, opts: MountOptions = {}): Promise<Mounted> {
+  const log = opts.log ?? (() => {})
+  const problem = checkPatch()
+  if (problem) {
+    if (!opts.allowUnpatched || problem.startsWith('cannot load')) throw new Error(problem)
+    log(`warning: ${problem}`)
+  }
+  const mnt = path.resolve(mountPoint)
+  await clearStaleMount(mnt, log)
+  const Fuse = loadFuse()
+  const fuse = new Fuse(mnt, ops, buildFuseOptions(opts))
+  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())))
+  let unmounting: Promise<void> | undefined
+  return {
+    mountPoint: mnt,
+    unmount(): Promise<void> {
+      unmounting ??= new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve())))
+      return unmounting
+    },
+  }
+}
+
+/** Decodes the octal escapes (\040 for a space...) of a /proc/mounts field. */
+function unescapeMountField(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)))
+}
+
+export interface MountEntry {
+  source: string
+  mountPoint: string
+  type: string
+  options: string
+}
+
+/** The mounts of this mount namespace (read asynchronously from /proc/self/mounts). */
+export async function listMounts(): Promise<MountEntry[]> {
+  const text = await readFile('/proc/self/mounts', 'utf8')
+  const out: MountEntry[] = []
+  for (const line of text.split('\n')) {
+    const f = line.split(' ')
+    if (f.length < 4) continue
+    out.push({ source: unescapeMountField(f[0]!), mountPoint: unescapeMountField(f[1]!), type: f[2]!, options: f[3]! })
+  }
+  return out
+}
+
+/** The FUSE mount at `mountPoint`, if any (the last one, which is the visible one). */
+export async function findFuseMount(mountPoint: string): Promise<MountEntry | undefined> {
+  const mnt = path.resolve(mountPoint)
+  const all = await listMounts()
+  return all.filter((m) => m.mountPoint === mnt && (m.type === 'fuse' || m.type.startsWith('fuse.'))).pop()
+}
+
+/** What a stat of the mount point says: 'ok', 'stale' (ENOTCONN: the daemon is gone), or another error code. */
+export async function probeMountPoint(mountPoint: string): Promise<'ok' | 'stale' | string> {
+  try {
+    await stat(mountPoint)
+    return 'ok'
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO'
+    return code === 'ENOTCONN' || code === 'ECONNABORTED' ? 'stale' : code
+  }
+}
+
+/** Runs a command without a shell; resolves with its exit code and output (never throws). */
+export function run(cmd: string, args: string[], timeoutMs = 15_000): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    let output = ''
+    let child
+    try {
+      child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs })
+    } catch (err) {
+      resolve({ code: -1, output: (err as Error).message })
+      return
+    }
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+    child.on('error', (err) => resolve({ code: -1, output: output + err.message }))
+    child.on('close', (code) => resolve({ code: code ?? -1, output: output.trim() }))
+  })
+}
+
+/** Detaches the mount at `mountPoint`: fusermount -uz, else umount -l. */
+export async function forceUnmount(mountPoint: string): Promise<void> {
+  const a = await run('fusermount', ['-uz', mountPoint])
+  if (a.code === 0) return
+  const b = await run('umount', ['-l', mountPoint])
+  if (b.code === 0) return
+  throw new Error(`cannot unmount ${mountPoint}: ${a.output || 'fusermount failed'}; ${b.output || 'umount failed'}`)
+}
+
+/**
+ * Before mounting: a FUSE mount left at `mountPoint` by a crashed daemon (stat gives ENOTCONN) is
+ * detached. A live FUSE mount there is refused: someone is serving it.
+ */
+export async function clearStaleMount(mountPoint: string, log: (line: string) => void = () => {}): Promise<void> {
+  const mnt = path.resolve(mountPoint)
+  for (let i = 0; i < 8; i++) {
+    const entry = await findFuseMount(mnt)
+    if (!entry) return
+    const state = await probeMountPoint(mnt)
+    if (state === 'ok') throw new Error(`${mnt} is already mounted (${entry.source}, ${entry.type}): unmount it first`)
+    log(`clearing a stale mount at ${mnt} (${entry.source}, ${entry.type}: ${state})`)
+    await forceUnmount(mnt)
+  }
+  throw new Error(`${mnt}: stale mounts remain after several unmounts`)
+}
