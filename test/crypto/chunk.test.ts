@@ -15,6 +15,11 @@ const B = BLOCK_SIZE
 const key = randomBytes(32)
 const fileId = randomBytes(16)
 
+// Pinned once from this implementation, after the independent construction in the golden test agreed.
+const GOLDEN_SHA256 = 'bb813fb9cb87f6f208f7831746cbb580a365a39970524cc9c719400a6f4fdbe2'
+const GOLDEN_LAST_BLOCK_TAIL = '4a50b16acaa91cccba893e2733ba119f5d9aea617e'
+const GOLDEN_EMPTY = '000000000000000000000001527391bc0d8c00809c6293899150deb0'
+
 t.test('constants', async (t) => {
   t.equal(BLOCK_SIZE, 65536)
   t.equal(BLOCK_OVERHEAD, 28)
@@ -294,8 +299,3 @@ t.test('throughput (printed, not asserted)', async (t) => {
   t.comment(`4 MiB chunks: seal ${(mb / sealS).toFixed(0)} MB/s, open ${(mb / openS).toFixed(0)} MB/s`)
   t.pass()
 })
-
-// Pinned once from this implementation, after the independent construction above agreed.
-const GOLDEN_SHA256 = 'bb813fb9cb87f6f208f7831746cbb580a365a39970524cc9c719400a6f4fdbe2'
-const GOLDEN_LAST_BLOCK_TAIL = '4a50b16acaa91cccba893e2733ba119f5d9aea617e'
-const GOLDEN_EMPTY = '000000000000000000000001527391bc0d8c00809c6293899150deb0'
