@@ -4,6 +4,15 @@ import { reportAndExit } from './errors'
 import { registerInit } from './commands/init'
 import { registerQuickstart } from './commands/quickstart'
 import { registerServer } from './commands/server'
+import { registerLs } from './commands/ls'
+import { registerPut } from './commands/put'
+import { registerGet } from './commands/get'
+import { registerRm } from './commands/rm'
+import { registerMkdir } from './commands/mkdir'
+import { registerMv } from './commands/mv'
+import { registerCat } from './commands/cat'
+import { registerStatus } from './commands/status'
+import { registerGc } from './commands/gc'
 
 const VERSION: string = require('../../../package.json').version
 
@@ -14,6 +23,15 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
   registerServer(program)
   registerInit(program)
+  registerLs(program)
+  registerPut(program)
+  registerGet(program)
+  registerRm(program)
+  registerMkdir(program)
+  registerMv(program)
+  registerCat(program)
+  registerStatus(program)
+  registerGc(program)
   registerQuickstart(program)
   return program
 }

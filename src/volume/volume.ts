@@ -105,6 +105,11 @@ export class Volume implements FileSystem {
     return this.ns
   }
 
+  /** The metadata blobs (checkpoint pieces, journal) the current head refers to; gc keeps them. */
+  metadataBlobs(): string[] {
+    return this.log.blobs()
+  }
+
   // ---- reading the tree ----
 
   async getattr(path: string): Promise<Attr> {

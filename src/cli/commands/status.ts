@@ -1,0 +1,112 @@
+// `edfs status`: each server (up/down, latency, space, bytes stored), the volume (files,
+// directories, bytes, chunks, under-replicated and missing chunks), and who holds the write lease.
+import { readFile } from 'node:fs/promises'
+import { Command } from 'commander'
+import { ServerClient } from '../../cluster'
+import { Lease } from '../../volume'
+import { configPath, loadConfig } from '../config'
+import { readPassword } from '../password'
+import { formatSize } from '../units'
+import { CommonOptions, warn, withCommonOptions, writeStdout } from '../file-commands'
+import { openVolume } from '../volume-open'
+
+export function registerStatus(program: Command): void {
+  withCommonOptions(
+    program
+      .command('status')
+      .description('servers (up/down, latency, space, bytes stored), the volume (files, bytes, chunks, under-replicated), the lease holder'),
+  )
+    .addHelpText('after', `
+A server that does not answer is shown DOWN; the volume part still works while the servers that
+answer hold a copy of the metadata.
+
+Examples:
+  edfs status
+  edfs status --config ~/.config/edfs/work.json`)
+    .action((opts: CommonOptions) => status(opts))
+}
+
+interface ServerRow {
+  url: string
+  id: string
+  up: boolean
+  latencyMs: number | null
+  free?: number
+  total?: number
+  stored?: number
+  blobs?: number
+  error?: string
+}
+
+async function probe(url: string, user: string, password: string, timeoutMs: number, ca?: Buffer): Promise<ServerRow> {
+  const client = new ServerClient({ url, user, password, timeoutMs: Math.min(timeoutMs, 5000), ca, maxSockets: 2 })
+  const row: ServerRow = { url, id: '-', up: false, latencyMs: null }
+  try {
+    const t0 = performance.now()
+    const h = await client.health()
+    row.latencyMs = performance.now() - t0
+    row.up = true
+    Object.assign(row, { id: h.id, free: h.freeBytes, total: h.totalBytes })
+    const s = await client.stats()
+    Object.assign(row, { stored: s.bytesStored, blobs: s.blobCount })
+  } catch (err) {
+    row.error = (err as Error).message
+  } finally {
+    client.close()
+  }
+  return row
+}
+
+async function status(opts: CommonOptions): Promise<void> {
+  const password = await readPassword(opts)
+  const file = configPath(opts.config)
+  const config = await loadConfig(file)
+  const ca = config.ca ? await readFile(config.ca) : undefined
+  const rows = await Promise.all(config.servers.map((s) => probe(s.url, config.user, password, config.timeoutMs, ca)))
+  const out: string[] = [`config: ${file}`, `user: ${config.user}`, '', 'servers:']
+  const table = rows.map((r) => [
+    r.up ? 'up' : 'DOWN', r.url, r.id.slice(0, 12),
+    r.latencyMs === null ? '-' : `${r.latencyMs.toFixed(1)} ms`,
+    r.free === undefined ? '-' : `${formatSize(r.free)} free of ${formatSize(r.total ?? 0)}`,
+    r.stored === undefined ? (r.error && r.up ? `stats: ${r.error}` : r.error ?? '-') : `${formatSize(r.stored)} stored in ${r.blobs} blobs`,
+  ])
+  const widths = table[0]!.map((_, k) => Math.max(...table.map((row) => row[k]!.length)))
+  for (const row of table) out.push(`  ${row.map((c, k) => (k === row.length - 1 ? c : c.padEnd(widths[k]!))).join('  ')}`)
+  await writeStdout(`${out.join('\n')}\n`)
+
+  const volume = await openVolume({ config: opts.config, readOnly: true, password, log: warn })
+  try {
+    const ns = volume.namespace
+    let files = 0, dirs = 0, links = 0, bytes = 0
+    const chunks = new Set<string>()
+    for (const node of ns.all()) {
+      if (node.kind === 'dir') dirs++
+      else if (node.kind === 'symlink') links++
+      else {
+        files++
+        bytes += node.size
+        for (const c of node.chunks ?? []) if (c) chunks.add(c.id)
+      }
+    }
+    const where = await volume.session.cluster.locate([...chunks])
+    const r = volume.head.replicas
+    let under = 0, missing = 0
+    for (const servers of where.values()) {
+      if (servers.length === 0) missing++
+      else if (servers.length < r) under++
+    }
+    const head = volume.head
+    const lease = await Lease.current(volume.session.cluster, volume.session.keys)
+    const v = [
+      '',
+      `volume ${head.volumeId}:`,
+      `  ${files} files, ${dirs} directories${links ? `, ${links} symbolic links` : ''}, ${formatSize(bytes)} (${bytes} bytes)`,
+      `  ${chunks.size} chunks of up to ${formatSize(head.chunkSize)}, replicas ${r}: ${under} under-replicated, ${missing} on no live server`,
+      `  commit ${head.seq} at ${new Date(head.updatedAt).toISOString()}; checkpoint ${head.checkpoint.seq} + ${head.journal.length} journal blobs (${formatSize(head.journalBytes)})`,
+      `  lease: ${lease ? `held by ${lease.holder} since ${new Date(lease.sinceMs).toISOString()} (until ${new Date(lease.expiresMs).toISOString()})` : 'free (no writer)'}`,
+    ]
+    await writeStdout(`${v.join('\n')}\n`)
+  } finally {
+    await volume.close()
+  }
+}

@@ -1,0 +1,139 @@
+// What the file commands (ls, put, get, rm, mkdir, mv, cat, status, gc) share: the common options,
+// opening the volume (writers take the lease and always give it back), remote path checks, and
+// Ctrl-C handling (the first interrupt cleans up and closes the volume, a second one quits at once).
+import { Command } from 'commander'
+import { FsError, Inode, VolumeOptions } from '../volume'
+import { splitPath } from '../volume/paths'
+import { UsageError } from './errors'
+import { readPassword } from './password'
+import { OpenVolume, openVolume } from './volume-open'
+
+export interface CommonOptions {
+  config?: string
+  passwordStdin?: boolean
+}
+
+/** Adds --config and --password-stdin. */
+export function withCommonOptions(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'config file (default: $EDFS_CONFIG or ~/.config/edfs/config.json)')
+    .option('--password-stdin', 'read the password from standard input (else $EDFS_PASSWORD, else a prompt)')
+}
+
+export const warn = (line: string): void => {
+  process.stderr.write(`edfs: ${line}\n`)
+}
+
+/** A remote path as the volume wants it: absolute, no empty parts, no trailing '/', every name checked. */
+export function remotePath(text: string): string {
+  if (text === '') throw new UsageError('empty remote path')
+  const abs = text.startsWith('/') ? text : `/${text}`
+  let parts: string[]
+  try {
+    parts = splitPath(abs)
+  } catch (err) {
+    throw new UsageError(`bad remote path "${text}": ${(err as Error).message.replace(/^E[A-Z]+: /, '')}`)
+  }
+  return `/${parts.join('/')}`
+}
+
+export function remoteBasename(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1)
+}
+
+export function remoteJoin(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`
+}
+
+/** The node at `path`, or undefined when nothing is there (other errors, e.g. ENOTDIR, are thrown). */
+export function lookup(volume: OpenVolume, path: string): Inode | undefined {
+  try {
+    return volume.namespace.resolve(path)
+  } catch (err) {
+    if (err instanceof FsError && err.code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+/** Thrown by work that noticed the user pressed Ctrl-C. */
+export class InterruptedError extends UsageError {
+  constructor() {
+    super('interrupted', 130)
+    this.name = 'InterruptedError'
+  }
+}
+
+export function checkAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw new InterruptedError()
+}
+
+/** SIGINT/SIGTERM: the first one aborts `signal` (work stops, cleans up, closes); the second quits. */
+function trapInterrupts(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController()
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      process.stderr.write('\nedfs: interrupted again, quitting without cleaning up\n')
+      process.exit(130)
+    }
+    process.stderr.write(`\nedfs: ${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: cleaning up (interrupt again to quit at once)\n`)
+    controller.abort()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    },
+  }
+}
+
+/**
+ * Opens the volume (read-only: no lease; read-write: takes the lease), runs `fn`, and always closes
+ * the volume (a writer's close commits and gives the lease back), also after a failure or Ctrl-C.
+ */
+export async function withVolume<T>(
+  opts: CommonOptions,
+  readOnly: boolean,
+  fn: (volume: OpenVolume, signal: AbortSignal) => Promise<T>,
+  volumeOptions: Partial<VolumeOptions> = {},
+): Promise<T> {
+  const password = await readPassword(opts)
+  const trap = trapInterrupts()
+  try {
+    const volume = await openVolume({ config: opts.config, readOnly, password, log: warn, ...volumeOptions })
+    let result: T
+    try {
+      result = await fn(volume, trap.signal)
+    } catch (err) {
+      await volume.close().catch((closeErr) => warn(`closing the volume failed: ${(closeErr as Error).message}`))
+      if (trap.signal.aborted && !(err instanceof UsageError)) throw new InterruptedError()
+      throw err
+    }
+    // A writer's changes are committed here: a failure is the command's failure.
+    await volume.close()
+    if (trap.signal.aborted) throw new InterruptedError()
+    return result
+  } finally {
+    trap.dispose()
+  }
+}
+
+/** Writes to stdout, waiting until it is taken; resolves false once the reader went away (EPIPE). */
+export function writeStdout(data: string | Buffer): Promise<boolean> {
+  if (!watchingStdout) {
+    watchingStdout = true
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') stdoutClosed = true
+      else warn(`writing to standard output failed: ${err.message}`)
+    })
+  }
+  if (stdoutClosed) return Promise.resolve(false)
+  return new Promise((resolve) => {
+    process.stdout.write(data, (err) => resolve(!err && !stdoutClosed))
+  })
+}
+
+let watchingStdout = false
+let stdoutClosed = false

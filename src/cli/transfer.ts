@@ -1,0 +1,39 @@
+// What put and get share: how many files are in flight, the I/O block size, and a small worker pool
+// that stops starting new work after the first failure (or Ctrl-C) and waits for the work in flight.
+import { checkAborted } from './file-commands'
+
+/** Bytes read or written per call: memory stays bounded whatever the file size. */
+export const IO_BLOCK = 1024 * 1024
+/** Files in flight at once (small-file trees are latency-bound, not bandwidth-bound). */
+export const FILES_IN_FLIGHT = 16
+
+/** Runs `fn` over `items`, `limit` at a time. Rejects with the first failure once the work in flight settled. */
+export async function runPool<T>(items: readonly T[], limit: number, signal: AbortSignal, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  let failure: { err: unknown } | null = null
+  const worker = async () => {
+    while (!failure && next < items.length) {
+      const item = items[next++]!
+      try {
+        checkAborted(signal)
+        await fn(item)
+      } catch (err) {
+        if (!failure) failure = { err }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  if (failure) throw (failure as { err: unknown }).err
+}
+
+/** A file type word for messages. */
+export function describeStat(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
+  if (st.isFile()) return 'regular file'
+  if (st.isDirectory()) return 'directory'
+  if (st.isSymbolicLink()) return 'symbolic link'
+  if (st.isFIFO()) return 'FIFO (named pipe)'
+  if (st.isSocket()) return 'socket'
+  if (st.isCharacterDevice()) return 'character device'
+  if (st.isBlockDevice()) return 'block device'
+  return 'special file'
+}

@@ -1,0 +1,119 @@
+// Garbage collection: blobs on the servers that no committed metadata references — chunks of
+// overwritten, truncated or deleted files, chunks of puts that never committed, journal blobs and
+// checkpoint pieces that a newer checkpoint replaced — are deleted once they are older than a grace
+// period. Only the lease holder collects (no other writer can add references meanwhile); the grace
+// period protects blobs that a crashed or still-running writer uploaded but did not yet commit.
+import { Namespace } from './namespace'
+import { VolumeStore } from './store'
+
+export interface GcOptions {
+  /** Blobs whose newest copy is younger than this are kept (ms). */
+  graceMs: number
+  /** Count what would be freed, delete nothing. */
+  dryRun?: boolean
+  /** Parallel deletes. */
+  concurrency?: number
+  now?: number
+  log?: (line: string) => void
+}
+
+export interface GcReport {
+  /** Distinct blobs seen on the live servers, and their bytes (all copies). */
+  scanned: { blobs: number; copies: number; bytes: number }
+  referenced: { blobs: number; bytes: number }
+  /** Referenced blobs that no live server holds (fsck's business; reported here as a warning). */
+  referencedMissing: number
+  /** Unreferenced but younger than the grace period: kept. */
+  young: { blobs: number; bytes: number }
+  /** Unreferenced and old enough: deleted (or, with dryRun, would be). */
+  garbage: { blobs: number; copies: number; bytes: number }
+  /** Copies actually removed (0 with dryRun). */
+  removedCopies: number
+  failed: { id: string; reason: string }[]
+  dryRun: boolean
+}
+
+/** The two store calls gc uses. */
+export type GcStore = Pick<VolumeStore, 'listAll' | 'delete'>
+
+/** What the volume needs to keep: every chunk of every file, and the head's metadata blobs. */
+export interface GcSource {
+  readonly readOnly: boolean
+  readonly namespace: Namespace
+  metadataBlobs(): string[]
+  commit(): Promise<void>
+}
+
+/** Every blob id the namespace and the metadata refer to. */
+export function referencedBlobs(ns: Namespace, metadataBlobs: Iterable<string>): Set<string> {
+  const refs = new Set<string>(metadataBlobs)
+  for (const node of ns.all()) {
+    if (node.kind !== 'file') continue
+    for (const c of node.chunks ?? []) if (c) refs.add(c.id)
+  }
+  return refs
+}
+
+/** Deletes unreferenced blobs older than the grace period. The caller must hold the volume's lease. */
+export async function collectGarbage(store: GcStore, referenced: Set<string>, opts: GcOptions): Promise<GcReport> {
+  const now = opts.now ?? Date.now()
+  const blobs = new Map<string, { size: number; copies: number; newestMs: number }>()
+  const report: GcReport = {
+    scanned: { blobs: 0, copies: 0, bytes: 0 }, referenced: { blobs: 0, bytes: 0 }, referencedMissing: 0,
+    young: { blobs: 0, bytes: 0 }, garbage: { blobs: 0, copies: 0, bytes: 0 }, removedCopies: 0, failed: [], dryRun: !!opts.dryRun,
+  }
+  for await (const b of store.listAll()) {
+    const seen = blobs.get(b.id)
+    if (seen) {
+      seen.copies++
+      seen.size += b.size
+      seen.newestMs = Math.max(seen.newestMs, b.mtimeMs)
+    } else blobs.set(b.id, { size: b.size, copies: 1, newestMs: b.mtimeMs })
+    report.scanned.copies++
+    report.scanned.bytes += b.size
+  }
+  report.scanned.blobs = blobs.size
+  const garbage: string[] = []
+  for (const [id, b] of blobs) {
+    if (referenced.has(id)) {
+      report.referenced.blobs++
+      report.referenced.bytes += b.size
+    } else if (now - b.newestMs < opts.graceMs) {
+      report.young.blobs++
+      report.young.bytes += b.size
+    } else {
+      garbage.push(id)
+      report.garbage.blobs++
+      report.garbage.copies += b.copies
+      report.garbage.bytes += b.size
+    }
+  }
+  for (const id of referenced) if (!blobs.has(id)) report.referencedMissing++
+  if (opts.dryRun) return report
+  let next = 0
+  const worker = async () => {
+    while (next < garbage.length) {
+      const id = garbage[next++]!
+      try {
+        report.removedCopies += await store.delete(id)
+      } catch (err) {
+        report.failed.push({ id, reason: (err as Error).message })
+        opts.log?.(`gc: could not delete ${id}: ${(err as Error).message}`)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 16) }, worker))
+  return report
+}
+
+/**
+ * Collects the volume's garbage: commits pending changes first, so that what is referenced is what is
+ * committed, then deletes every unreferenced blob older than the grace period. Needs a read-write
+ * volume (the lease): a read-only one could miss references that the writer is adding.
+ */
+export async function gcVolume(volume: GcSource, store: GcStore, opts: GcOptions): Promise<GcReport> {
+  if (volume.readOnly) throw new Error('gc needs the volume open for writing (it must hold the lease)')
+  if (!(opts.graceMs >= 0)) throw new Error(`bad grace period ${opts.graceMs}`)
+  await volume.commit()
+  return collectGarbage(store, referencedBlobs(volume.namespace, volume.metadataBlobs()), opts)
+}
