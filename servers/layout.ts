@@ -41,8 +41,9 @@ export function prepareDataDir(layout: Layout): Identity {
   const where = layout.root
   try {
     mkdirSync(layout.root, { recursive: true, mode: 0o700 })
-    mkdirSync(layout.tmpDir, { recursive: true, mode: 0o700 })
-    mkdirSync(layout.usersDir, { recursive: true, mode: 0o700 })
+    // Not recursive: node reports a recursive mkdir on a read-only file system as ENOENT.
+    mkdirIfMissing(layout.tmpDir)
+    mkdirIfMissing(layout.usersDir)
     for (const name of readdirSync(layout.tmpDir)) rmSync(path.join(layout.tmpDir, name), { recursive: true, force: true })
     const probe = path.join(layout.tmpDir, `probe-${process.pid}`)
     const fd = openSync(probe, 'w', 0o600)
@@ -61,6 +62,14 @@ export function prepareDataDir(layout: Layout): Identity {
       secret: Buffer.from(loadOrCreate(layout.secretFile, () => randomBytes(32).toString('hex'), 0o600).trim(), 'hex') }
   } catch (err) {
     throw new DataDirError(`data directory ${where}: cannot read or create the server id: ${describe(err)}`)
+  }
+}
+
+function mkdirIfMissing(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
   }
 }
 

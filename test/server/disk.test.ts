@@ -1,0 +1,67 @@
+// The disk side: a full disk answers 507 and keeps no partial blob; an unusable data directory
+// stops the server at start with one clear line and exit code 1.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { ServerClient } from '../../src/cluster/server-client'
+import { RunningServer, TEST_USER, runEdfs, startServer, tmpDir } from '../helpers/servers'
+
+const run = promisify(execFile)
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+
+t.test('disk full: 507 insufficient-storage and no partial blob', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'edfs-tmpfs-'))
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir])
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true })
+    t.pass('disk-full test skipped', { skip: `cannot mount a small tmpfs here (needs root): ${(err as Error).message.split('\n')[0]}` })
+    return
+  }
+  let server: RunningServer | undefined
+  t.teardown(async () => {
+    await server?.kill9()
+    await run('umount', ['-l', dir]).catch(() => undefined)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  server = await startServer(t, { dataDir: dir })
+  const client = new ServerClient({ url: server.url, user: TEST_USER.name, password: TEST_USER.password })
+  t.teardown(() => client.close())
+  const big = randomBytes(3 * 1024 * 1024)
+  await t.rejects(client.putBlob(sha(big), big), { status: 507, code: 'insufficient-storage' })
+  t.same(readdirSync(path.join(dir, 'tmp')), [], 'temp file removed')
+  t.equal(await client.headBlob(sha(big)), null, 'nothing stored')
+  const small = randomBytes(100_000)
+  t.equal(await client.putBlob(sha(small), small), 'created', 'the space is free again: small blobs still fit')
+  t.ok((await client.getBlob(sha(small)))!.equals(small))
+})
+
+t.test('unusable data directory: one clear line, exit 1', async (t) => {
+  const base = tmpDir(t)
+  const file = path.join(base, 'a-file')
+  writeFileSync(file, 'not a directory')
+  const r = await runEdfs(['server', '--data', path.join(file, 'data'), '--port', '0'])
+  t.equal(r.code, 1, 'exit 1')
+  t.equal(r.stdout, '', 'no ready line')
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one line')
+  t.match(r.stderr, /data directory .* is not usable: a parent is not a directory/)
+
+  const ro = path.join(base, 'read-only')
+  mkdirSync(ro)
+  try {
+    await run('mount', ['--bind', ro, ro])
+  } catch (err) {
+    t.pass('read-only data directory test skipped', { skip: `read-only bind mount not possible here: ${(err as Error).message.split('\n')[0]}` })
+    return
+  }
+  t.teardown(() => run('umount', ['-l', ro]).catch(() => undefined))
+  await run('mount', ['-o', 'remount,ro,bind', ro])
+  const r2 = await runEdfs(['server', '--data', ro, '--port', '0'])
+  t.equal(r2.code, 1, 'read-only data directory: exit 1 (even as root)')
+  t.equal(r2.stderr.trim().split('\n').length, 1, 'one line')
+  t.match(r2.stderr, /data directory .* is not usable: read-only file system/)
+})
