@@ -2,6 +2,7 @@
 import { Command } from 'commander'
 import { reportAndExit } from './errors'
 import { registerInit } from './commands/init'
+import { registerMount } from './commands/mount'
 import { registerQuickstart } from './commands/quickstart'
 import { registerServer } from './commands/server'
 import { registerLs } from './commands/ls'
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
   registerServer(program)
   registerInit(program)
+  registerMount(program)
   registerLs(program)
   registerPut(program)
   registerGet(program)

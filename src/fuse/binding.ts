@@ -12,7 +12,7 @@
 // - utimens times are ms, or null for "leave unchanged" (UTIME_OMIT); UTIME_NOW arrives as the
 //   current time (both thanks to the patch; the shipped addon passed atime twice).
 import { spawn } from 'node:child_process'
-import { readFile, stat } from 'node:fs/promises'
+import { opendir, readFile, stat } from 'node:fs/promises'
 import * as path from 'node:path'
 
 /** Patch level the code below relies on (Fuse.EDFS_PATCH and the addon's edfs_patch). */
@@ -225,10 +225,17 @@ export async function findFuseMount(mountPoint: string): Promise<MountEntry | un
   return all.filter((m) => m.mountPoint === mnt && (m.type === 'fuse' || m.type.startsWith('fuse.'))).pop()
 }
 
-/** What a stat of the mount point says: 'ok', 'stale' (ENOTCONN: the daemon is gone), or another error code. */
+/**
+ * Whether the mount point answers: 'ok', 'stale' (ENOTCONN: the daemon is gone), or another error
+ * code. stat alone is not enough (the kernel answers it from its attribute cache for a while after
+ * the daemon died); opening the directory always asks the daemon (libfuse answers opendir itself,
+ * without a JS round trip).
+ */
 export async function probeMountPoint(mountPoint: string): Promise<'ok' | 'stale' | string> {
   try {
     await stat(mountPoint)
+    const dir = await opendir(mountPoint)
+    await dir.close()
     return 'ok'
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'EIO'

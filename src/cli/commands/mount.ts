@@ -1,0 +1,320 @@
+// `edfs mount MOUNTPOINT` and `edfs umount MOUNTPOINT`.
+//
+// mount runs the daemon in the background by default: it starts itself again, detached, with
+// --foreground, hands it the password on a pipe (never in argv), and returns once the mount
+// answers (or prints the tail of the daemon's log and fails). The daemon writes a pid file next to
+// its log (~/.local/state/edfs/mount-<name>.{log,pid}); on SIGTERM/SIGINT it unmounts, then closes
+// the volume (flush, commit, release the lease), then exits. umount signals it and waits.
+//
+// Nothing here blocks the event loop: the daemon serves FUSE requests on it.
+import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { open, mkdir, readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises'
+import { homedir, hostname } from 'node:os'
+import * as path from 'node:path'
+import { Command } from 'commander'
+import { createFuseOps } from '../../fuse/adapter'
+import { clearStaleMount, findFuseMount, forceUnmount, mount, probeMountPoint, type Mounted } from '../../fuse/binding'
+import type { FileSystem } from '../../volume/fs-types'
+import { UsageError } from '../errors'
+import { readPassword } from '../password'
+import { parseSize } from '../units'
+import { openVolume } from '../volume-open'
+
+interface MountOptions {
+  readOnly?: boolean
+  cacheSize?: string
+  foreground?: boolean
+  allowOther?: boolean
+  config?: string
+  passwordStdin?: boolean
+  timeout: string
+}
+
+interface UmountOptions {
+  timeout: string
+}
+
+export function registerMount(program: Command): void {
+  program
+    .command('mount')
+    .argument('<mountpoint>', 'an existing empty directory')
+    .description('mount the volume at a directory (runs in the background until `edfs umount`)')
+    .option('--read-only', 'mount read-only (no lease: may run while another machine writes)')
+    .option('--cache-size <size>', 'memory for decrypted chunks', '512MiB')
+    .option('--foreground', 'stay in the foreground (logs on stderr)')
+    .option('--allow-other', 'let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root)')
+    .option('--config <file>', 'config file (default: $EDFS_CONFIG or ~/.config/edfs/config.json)')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--timeout <seconds>', 'how long to wait for the mount to answer', '120')
+    .addHelpText('after', `
+The password comes from --password-stdin, else $EDFS_PASSWORD, else a prompt. The daemon's log and
+pid file are under ~/.local/state/edfs/ (or $XDG_STATE_HOME/edfs/).
+
+Examples:
+  edfs mount /mnt/dfs
+  echo "$PW" | edfs mount /mnt/dfs --read-only --password-stdin`)
+    .action((mountPoint: string, opts: MountOptions) => (opts.foreground ? runDaemon(mountPoint, opts) : startBackground(mountPoint, opts)))
+
+  program
+    .command('umount')
+    .alias('unmount')
+    .argument('<mountpoint>')
+    .description('unmount: the daemon flushes and commits everything, then exits')
+    .option('--timeout <seconds>', 'how long to wait for the daemon to finish', '300')
+    .action((mountPoint: string, opts: UmountOptions) => umount(mountPoint, opts))
+}
+
+// ---- where the daemon keeps its log and pid file ----
+
+function stateDir(): string {
+  const base = process.env.XDG_STATE_HOME || path.join(homedir(), '.local', 'state')
+  return path.join(base, 'edfs')
+}
+
+/** mount-<readable name>-<short hash>: /mnt/dfs -> mount-mnt-dfs-1a2b3c. */
+export function daemonFiles(mountPoint: string): { log: string; pid: string } {
+  const slug = mountPoint.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '-').slice(-60) || 'root'
+  const hash = createHash('sha256').update(mountPoint).digest('hex').slice(0, 6)
+  const base = path.join(stateDir(), `mount-${slug}-${hash}`)
+  return { log: `${base}.log`, pid: `${base}.pid` }
+}
+
+function seconds(text: string, what: string): number {
+  const n = Number(text)
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${what}: not a number of seconds: "${text}"`)
+  return n * 1000
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+async function cmdline(pid: number): Promise<string[]> {
+  try {
+    return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean)
+  } catch {
+    return []
+  }
+}
+
+/** Whether `pid` is an edfs mount daemon for `mountPoint` (its argv says so). */
+async function isDaemonFor(pid: number, mountPoint: string): Promise<boolean> {
+  const argv = await cmdline(pid)
+  const i = argv.indexOf('mount')
+  if (i < 0 || !argv.includes('--foreground')) return false
+  return argv.slice(i + 1).some((a) => !a.startsWith('-') && path.resolve(a) === mountPoint)
+}
+
+/** The daemon serving `mountPoint`: from its pid file, else by looking through /proc. */
+async function findDaemon(mountPoint: string): Promise<number | null> {
+  try {
+    const pid = Number((await readFile(daemonFiles(mountPoint).pid, 'utf8')).trim())
+    if (pid > 0 && alive(pid) && (await isDaemonFor(pid, mountPoint))) return pid
+  } catch {
+    /* no pid file */
+  }
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    const pid = Number(name)
+    if (!Number.isInteger(pid) || pid === process.pid) continue
+    if (await isDaemonFor(pid, mountPoint)) return pid
+  }
+  return null
+}
+
+/** The last lines of the log, from byte `from` on (this run's part). */
+async function tail(file: string, from = 0, lines = 30): Promise<string> {
+  try {
+    const text = (await readFile(file)).subarray(from).toString('utf8')
+    return text.trimEnd().split('\n').slice(-lines).join('\n')
+  } catch {
+    return '(no log)'
+  }
+}
+
+async function checkMountPoint(mountPoint: string): Promise<void> {
+  let st
+  try {
+    st = await stat(mountPoint)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOTCONN') return // a stale mount: cleared before mounting
+    throw new UsageError(`${mountPoint}: ${code === 'ENOENT' ? 'no such directory' : (err as Error).message}`)
+  }
+  if (!st.isDirectory()) throw new UsageError(`${mountPoint} is not a directory`)
+}
+
+// ---- edfs mount (background) ----
+
+async function startBackground(target: string, opts: MountOptions): Promise<void> {
+  const mountPoint = path.resolve(target)
+  const waitMs = seconds(opts.timeout, '--timeout')
+  if (opts.cacheSize) parseSize(opts.cacheSize) // fail here, not in the daemon's log
+  await checkMountPoint(mountPoint)
+  const running = await findDaemon(mountPoint)
+  if (running) throw new UsageError(`${mountPoint} is already served by edfs (pid ${running}): run \`edfs umount ${mountPoint}\` first`)
+  await clearStaleMount(mountPoint, (line) => process.stderr.write(`edfs: ${line}\n`)).catch((err: Error) => {
+    throw new UsageError(err.message)
+  })
+  const password = await readPassword(opts)
+
+  const files = daemonFiles(mountPoint)
+  await mkdir(path.dirname(files.log), { recursive: true, mode: 0o700 })
+  const logFile = await open(files.log, 'a', 0o600)
+  const logStart = (await logFile.stat()).size
+  const args = [process.argv[1]!, 'mount', mountPoint, '--foreground', '--password-stdin', '--cache-size', opts.cacheSize ?? '512MiB']
+  if (opts.readOnly) args.push('--read-only')
+  if (opts.allowOther) args.push('--allow-other')
+  if (opts.config) args.push('--config', path.resolve(opts.config))
+  const env = { ...process.env }
+  delete env.EDFS_PASSWORD // it travels on the pipe only
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['pipe', logFile.fd, logFile.fd], env })
+  await logFile.close()
+  let exited: number | string | null = null
+  child.on('exit', (code, signal) => (exited = code ?? signal ?? 'unknown'))
+  child.on('error', (err) => (exited = err.message))
+  child.stdin!.on('error', () => {}) // the daemon may die before reading it
+  child.stdin!.end(`${password}\n`)
+  child.unref()
+
+  const deadline = Date.now() + waitMs
+  for (;;) {
+    if (exited !== null) {
+      process.stderr.write(`${await tail(files.log, logStart)}\n`)
+      throw new UsageError(`the mount daemon exited (${exited}) before the mount was ready; log: ${files.log}`)
+    }
+    if ((await findFuseMount(mountPoint)) && (await probeMountPoint(mountPoint)) === 'ok') break
+    if (Date.now() > deadline) {
+      child.kill('SIGTERM')
+      process.stderr.write(`${await tail(files.log, logStart)}\n`)
+      throw new UsageError(`the mount did not answer within ${opts.timeout} s; stopped the daemon; log: ${files.log}`)
+    }
+    await sleep(100)
+  }
+  process.stdout.write(`edfs: mounted ${mountPoint}${opts.readOnly ? ' (read-only)' : ''} (daemon pid ${child.pid}, log ${files.log})\n`)
+}
+
+// ---- the daemon (--foreground) ----
+
+type ClosableFs = FileSystem & { close(): Promise<void> }
+
+export interface DaemonDeps {
+  /** Opens the file system to serve (default: the volume named by the config). */
+  openFs?: (password: string) => Promise<ClosableFs>
+}
+
+export async function runDaemon(target: string, opts: MountOptions, deps: DaemonDeps = {}): Promise<void> {
+  const mountPoint = path.resolve(target)
+  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
+  const cacheBytes = opts.cacheSize ? parseSize(opts.cacheSize) : undefined
+  await checkMountPoint(mountPoint)
+  const password = await readPassword(opts)
+  const files = daemonFiles(mountPoint)
+  await mkdir(path.dirname(files.pid), { recursive: true, mode: 0o700 })
+  await writeFile(files.pid, `${process.pid}\n`, { mode: 0o600 })
+  const removePid = async () => {
+    try {
+      if ((await readFile(files.pid, 'utf8')).trim() === String(process.pid)) await unlink(files.pid)
+    } catch {
+      /* gone */
+    }
+  }
+
+  let fs: ClosableFs | undefined
+  let mounted: Mounted | undefined
+  let stopping: Promise<void> | undefined
+  const stop = (why: string): Promise<void> => {
+    if (stopping) {
+      log(`${why}: already stopping`)
+      return stopping
+    }
+    log(`${why}: unmounting ${mountPoint}`)
+    stopping = (async () => {
+      let code = 0
+      try {
+        if (mounted) await mounted.unmount()
+      } catch (err) {
+        log(`unmount failed: ${(err as Error).message}; detaching`)
+        await forceUnmount(mountPoint).catch((e: Error) => log(e.message))
+      }
+      try {
+        if (fs) {
+          log('flushing and closing the volume')
+          await fs.close()
+        }
+      } catch (err) {
+        code = 1
+        log(`closing the volume failed: ${(err as Error).stack ?? err}`)
+      }
+      await removePid()
+      log(code === 0 ? 'stopped' : 'stopped with errors')
+      process.exit(code)
+    })()
+    return stopping
+  }
+  process.on('SIGTERM', () => void stop('SIGTERM'))
+  process.on('SIGINT', () => void stop('SIGINT'))
+  process.on('SIGHUP', () => log('SIGHUP ignored (use edfs umount)'))
+
+  try {
+    log(`edfs mount daemon pid ${process.pid}: opening the volume${opts.readOnly ? ' read-only' : ''}`)
+    const openFs =
+      deps.openFs ??
+      ((pw: string) =>
+        openVolume({
+          config: opts.config,
+          readOnly: !!opts.readOnly,
+          cacheBytes,
+          password: pw,
+          holder: `${hostname()} pid ${process.pid} ${mountPoint}`,
+          log,
+        }))
+    fs = await openFs(password)
+    if (stopping) return
+    mounted = await mount(mountPoint, createFuseOps(fs, { log }), { allowOther: !!opts.allowOther, log })
+    log(`mounted ${mountPoint}`)
+    if (stopping) await stop('stopping')
+  } catch (err) {
+    log(`mount failed: ${(err as Error).stack ?? err}`)
+    if (fs) await fs.close().catch((e: Error) => log(`closing the volume failed: ${e.message}`))
+    await removePid()
+    throw err instanceof UsageError ? err : new UsageError(`mount failed: ${(err as Error).message}`)
+  }
+}
+
+// ---- edfs umount ----
+
+async function umount(target: string, opts: UmountOptions): Promise<void> {
+  const mountPoint = path.resolve(target)
+  const waitMs = seconds(opts.timeout, '--timeout')
+  const pid = await findDaemon(mountPoint)
+  if (pid) {
+    process.kill(pid, 'SIGTERM')
+    const deadline = Date.now() + waitMs
+    while (alive(pid)) {
+      if (Date.now() > deadline) {
+        throw new UsageError(
+          `the daemon (pid ${pid}) has not finished within ${opts.timeout} s (still uploading?); it keeps going: see ${daemonFiles(mountPoint).log}`,
+        )
+      }
+      await sleep(100)
+    }
+    if (await findFuseMount(mountPoint)) await forceUnmount(mountPoint) // it died before unmounting
+    process.stdout.write(`edfs: unmounted ${mountPoint}\n`)
+    return
+  }
+  const entry = await findFuseMount(mountPoint)
+  if (!entry) throw new UsageError(`${mountPoint} is not mounted`)
+  if (entry.type !== 'fuse.edfs') throw new UsageError(`${mountPoint} is a ${entry.type} mount, not edfs: not touching it`)
+  await forceUnmount(mountPoint)
+  process.stdout.write(`edfs: ${mountPoint}: no daemon was serving it; cleared the ${entry.type} mount\n`)
+}
