@@ -1,0 +1,94 @@
+// `edfs mount` / `edfs umount` end to end: two real servers on loopback, `edfs init`, a background
+// mount (the daemon is a detached child of the CLI), ordinary programs on it, umount (flush, commit),
+// a remount that sees the data, and a daemon killed with SIGKILL whose stale mount the next mount
+// or umount clears.
+import t from 'tap'
+import { mkdtemp, mkdir, readFile, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import * as path from 'node:path'
+import { TEST_USER, runEdfs, startServers } from '../helpers/servers'
+import { fuseMountsUnder, fuseUnavailable, sh } from './fixtures/harness'
+
+const skip = fuseUnavailable()
+if (skip) {
+  t.comment(skip)
+  t.pass(skip)
+} else {
+  t.test('edfs mount and umount', async (t) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'edfs-mountcli-'))
+    const mnt = path.join(dir, 'mnt')
+    await mkdir(mnt)
+    const state = path.join(dir, 'state')
+    const env = { XDG_STATE_HOME: state }
+    const cfg = path.join(dir, 'config.json')
+    const pw = { input: `${TEST_USER.password}\n`, env, timeoutMs: 60_000 }
+    t.teardown(async () => {
+      // Last resort: a daemon still running (found by pid file) and the mount.
+      for (const f of await readdir(path.join(state, 'edfs')).catch(() => [] as string[])) {
+        if (!f.endsWith('.pid')) continue
+        const pid = Number(await readFile(path.join(state, 'edfs', f), 'utf8').catch(() => '0'))
+        if (pid > 0) try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+      }
+      if ((await fuseMountsUnder(mnt)).length) await sh('fusermount', ['-uz', mnt])
+      if (!(await fuseMountsUnder(dir)).length) await rm(dir, { recursive: true, force: true })
+    })
+
+    const servers = await startServers(t, 2)
+    let r = await runEdfs(['init', '--servers', servers.map((s) => s.url).join(','), '--user', TEST_USER.name, '--config', cfg, '--password-stdin'], pw)
+    t.equal(r.code, 0, `init: ${r.stderr}`)
+
+    r = await runEdfs(['mount', mnt, '--config', cfg, '--password-stdin'], pw)
+    t.equal(r.code, 0, `mount: ${r.stderr}`)
+    t.match(r.stdout, /mounted .* \(daemon pid (\d+), log .*\.log\)/)
+    const pid = Number(/daemon pid (\d+)/.exec(r.stdout)?.[1])
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
+    t.notOk(argv.includes(TEST_USER.password), 'the password is not in the daemon\'s argv')
+    const environ = await readFile(`/proc/${pid}/environ`, 'utf8')
+    t.notOk(environ.includes(TEST_USER.password), 'nor in its environment')
+
+    t.equal((await sh('sh', ['-c', `mkdir ${mnt}/d && echo hello > ${mnt}/d/f && dd if=/dev/urandom of=${mnt}/d/big bs=1M count=6 2>/dev/null && cp ${mnt}/d/big ${dir}/big.copy`])).code, 0)
+    t.equal((await sh('cat', [`${mnt}/d/f`])).stdout, 'hello\n')
+
+    r = await runEdfs(['mount', mnt, '--config', cfg, '--password-stdin'], pw)
+    t.not(r.code, 0, 'a second mount on the same point is refused')
+    t.match(r.stderr, /already/)
+
+    r = await runEdfs(['umount', mnt], { env, timeoutMs: 120_000 })
+    t.equal(r.code, 0, `umount: ${r.stderr}`)
+    t.same(await fuseMountsUnder(mnt), [], 'unmounted')
+    t.same((await readdir(path.join(state, 'edfs'))).filter((f) => f.endsWith('.pid')), [], 'the pid file is gone')
+
+    r = await runEdfs(['mount', mnt, '--config', cfg, '--password-stdin', '--read-only'], pw)
+    t.equal(r.code, 0, `read-only remount: ${r.stderr}`)
+    t.equal((await sh('cat', [`${mnt}/d/f`])).stdout, 'hello\n', 'the data survived the remount')
+    t.equal((await sh('cmp', [`${mnt}/d/big`, `${dir}/big.copy`])).code, 0, '6 MiB file intact')
+    t.match((await sh('touch', [`${mnt}/x`])).stderr, /read-only/i, 'read-only mount')
+
+    // A crashed daemon: SIGKILL leaves a stale mount, which umount clears.
+    const pid2 = Number(/daemon pid (\d+)/.exec(r.stdout)?.[1])
+    process.kill(pid2, 'SIGKILL')
+    await new Promise((res) => setTimeout(res, 300))
+    t.match((await sh('ls', [mnt])).stderr, /not connected/, 'stale mount after SIGKILL')
+    r = await runEdfs(['umount', mnt], { env })
+    t.equal(r.code, 0, `umount of a stale mount: ${r.stderr}`)
+    t.match(r.stdout, /no daemon/)
+    t.same(await fuseMountsUnder(mnt), [])
+
+    // And mount clears one by itself (read-only: a killed writer's lease would have to expire).
+    r = await runEdfs(['mount', mnt, '--config', cfg, '--password-stdin', '--read-only'], pw)
+    t.equal(r.code, 0)
+    process.kill(Number(/daemon pid (\d+)/.exec(r.stdout)?.[1]), 'SIGKILL')
+    await new Promise((res) => setTimeout(res, 300))
+    r = await runEdfs(['mount', mnt, '--config', cfg, '--password-stdin', '--read-only'], pw)
+    t.equal(r.code, 0, `mount over a stale mount: ${r.stderr}`)
+    t.match(r.stderr, /stale/)
+    t.equal((await sh('cat', [`${mnt}/d/f`])).stdout, 'hello\n')
+    r = await runEdfs(['umount', mnt], { env })
+    t.equal(r.code, 0)
+
+    r = await runEdfs(['mount', mnt, '--config', cfg, '--password-stdin'], { ...pw, input: 'wrong\n' })
+    t.equal(r.code, 1, 'a wrong password fails the mount')
+    t.match(r.stderr, /wrong user name or password|refused/)
+    t.same(await fuseMountsUnder(dir), [], 'nothing left mounted')
+  })
+}
