@@ -23,6 +23,7 @@ type Item =
   | { kind: 'dir'; local: string; remote: string; mode: number; existed: boolean }
   | { kind: 'file'; local: string; remote: string; mode: number; size: number; existed: boolean }
   | { kind: 'symlink'; local: string; remote: string; existed: boolean }
+type FileItem = Extract<Item, { kind: 'file' }>
 
 export function registerPut(program: Command): void {
   withCommonOptions(
@@ -54,7 +55,7 @@ async function put(paths: string[], opts: PutOptions): Promise<void> {
   const dest = remotePath(paths[paths.length - 1]!)
   await withVolume(opts, false, async (volume, signal) => {
     const items = await plan(volume, sources, dest, !!opts.force)
-    const files = items.filter((i): i is Extract<Item, { kind: 'file' }> => i.kind === 'file')
+    const files = items.filter((i): i is FileItem => i.kind === 'file')
     const total = files.reduce((n, f) => n + f.size, 0)
     const progress = new Progress('put', total, files.length, opts.quiet)
     try {
@@ -69,15 +70,21 @@ async function put(paths: string[], opts: PutOptions): Promise<void> {
         }
       }
       const buffers: Buffer[] = []
-      await runPool(files, FILES_IN_FLIGHT, signal, async (file) => {
-        const buf = buffers.pop() ?? Buffer.allocUnsafe(IO_BLOCK)
-        try {
-          await putFile(volume, file, buf, uid, gid, progress, signal)
-        } finally {
-          buffers.push(buf)
-        }
-        progress.fileDone()
-      })
+      const finisher = new Finisher(volume, progress)
+      try {
+        await runPool(files, FILES_IN_FLIGHT, signal, async (file) => {
+          const buf = buffers.pop() ?? Buffer.allocUnsafe(IO_BLOCK)
+          let fh: number
+          try {
+            fh = await putFile(volume, file, buf, uid, gid, progress, signal)
+          } finally {
+            buffers.push(buf)
+          }
+          await finisher.add(file, fh, file.size >= volume.chunkSize)
+        })
+      } finally {
+        await finisher.flushAll()
+      }
     } finally {
       progress.finish()
     }
@@ -163,9 +170,8 @@ function checkLocalName(path: string, name: string): void {
   }
 }
 
-async function putFile(
-  volume: OpenVolume, file: Extract<Item, { kind: 'file' }>, buf: Buffer, uid: number, gid: number, progress: Progress, signal: AbortSignal,
-): Promise<void> {
+/** Streams the local file into the volume; returns the open (unflushed) handle. */
+async function putFile(volume: OpenVolume, file: FileItem, buf: Buffer, uid: number, gid: number, progress: Progress, signal: AbortSignal): Promise<number> {
   let local
   try {
     local = await open(file.local, 'r')
@@ -188,21 +194,66 @@ async function putFile(
       pos += n
       progress.add(n)
     }
-    await volume.flush(fh)
   } catch (err) {
-    if (fh !== undefined) {
-      // Never leave a partial file under the real name: a new file goes away, a replaced one is reported.
-      if (!file.existed) await volume.unlink(file.remote).catch(() => undefined)
-      await volume.release(fh).catch(() => undefined)
-      fh = undefined
-    }
-    if (err instanceof UsageError) throw err
-    const note = file.existed ? ` (${file.remote} was being overwritten and is now incomplete)` : ''
-    throw new UsageError(`put ${file.local} -> ${file.remote}: ${(err as Error).message}${note}`)
+    if (fh !== undefined) await discard(volume, file, fh)
+    throw putError(file, err)
   } finally {
     await local.close().catch(() => undefined)
   }
-  await volume.release(fh!)
+  return fh
+}
+
+/** Never leaves a partial file under the real name: a new file goes away (a replaced one is reported). */
+async function discard(volume: OpenVolume, file: FileItem, fh: number): Promise<void> {
+  if (!file.existed) await volume.unlink(file.remote).catch(() => undefined)
+  await volume.release(fh).catch(() => undefined)
+}
+
+function putError(file: FileItem, err: unknown): Error {
+  if (err instanceof UsageError) return err
+  const note = file.existed ? ` (${file.remote} was being overwritten and is now incomplete)` : ''
+  return new UsageError(`put ${file.local} -> ${file.remote}: ${(err as Error).message}${note}`)
+}
+
+/**
+ * Flushes written files in batches: each flush stores the file's data and commits, and flushes that
+ * run together share one commit (group commit), so a tree of small files costs a few commits per
+ * batch instead of one per file. A large file is flushed at once. Errors surface per file.
+ */
+class Finisher {
+  private batch: { file: FileItem; fh: number }[] = []
+  private failure: Error | null = null
+
+  constructor(private readonly volume: OpenVolume, private readonly progress: Progress, private readonly batchSize = 64) {}
+
+  async add(file: FileItem, fh: number, now: boolean): Promise<void> {
+    if (now) return this.finish([{ file, fh }])
+    this.batch.push({ file, fh })
+    if (this.batch.length >= this.batchSize) await this.flushAll()
+  }
+
+  async flushAll(): Promise<void> {
+    const batch = this.batch
+    this.batch = []
+    await this.finish(batch)
+  }
+
+  private async finish(batch: { file: FileItem; fh: number }[]): Promise<void> {
+    await Promise.all(
+      batch.map(async ({ file, fh }) => {
+        try {
+          await this.volume.flush(fh)
+        } catch (err) {
+          await discard(this.volume, file, fh)
+          this.failure ??= putError(file, err)
+          return
+        }
+        await this.volume.release(fh)
+        this.progress.fileDone()
+      }),
+    )
+    if (this.failure) throw this.failure
+  }
 }
 
 export function localReason(err: unknown): string {
