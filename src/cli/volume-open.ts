@@ -37,12 +37,35 @@ export async function connect(config: ClientConfig, password: string, log?: (lin
   }
 }
 
-/** The key file from the servers (newest copy that parses), or null when none holds one. */
-export async function fetchKeyFile(cluster: Cluster): Promise<KeyFile | null> {
+/** The distinct key files the servers hold (normally one); a copy that does not parse is skipped. */
+export async function fetchKeyFiles(cluster: Cluster): Promise<KeyFile[]> {
+  const seen = new Map<string, KeyFile>()
   for (const copy of await cluster.readRecordEverywhere(KEYFILE_RECORD)) {
-    if (copy.value) return parseKeyFile(copy.value)
+    if (!copy.value) continue
+    try {
+      const kf = parseKeyFile(copy.value)
+      seen.set(JSON.stringify(kf), kf)
+    } catch {
+      // A damaged or foreign copy must not stop the others from opening the volume.
+    }
   }
-  return null
+  return [...seen.values()]
+}
+
+/**
+ * Opens the first key file the password unwraps: a server serving a bogus copy cannot block the
+ * volume while another server holds the real one.
+ */
+export async function unlockAny(keyFiles: KeyFile[], password: string): Promise<{ keyFile: KeyFile; keys: VolumeKeys }> {
+  let last: unknown
+  for (const keyFile of keyFiles) {
+    try {
+      return { keyFile, keys: await unlock(keyFile, password) }
+    } catch (err) {
+      last = err
+    }
+  }
+  throw last ?? new UsageError('the servers hold no volume for this user: run `edfs init` first')
 }
 
 export async function unlock(keyFile: KeyFile, password: string): Promise<VolumeKeys> {
@@ -61,16 +84,16 @@ export async function openSession(opts: { config?: string; password: string; log
   const cluster = await connect(config, opts.password, opts.log)
   try {
     const local = keyFilePath(configFile)
-    let keyFile: KeyFile | null = null
+    let keys: VolumeKeys
     try {
-      keyFile = parseKeyFile(await readFile(local))
+      keys = await unlock(parseKeyFile(await readFile(local)), opts.password)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-      keyFile = await fetchKeyFile(cluster)
-      if (keyFile) await writePrivateFile(local, serializeKeyFile(keyFile).toString('utf8'))
+      const found = await unlockAny(await fetchKeyFiles(cluster), opts.password)
+      await writePrivateFile(local, serializeKeyFile(found.keyFile).toString('utf8'))
+      keys = found.keys
     }
-    if (!keyFile) throw new UsageError('the servers hold no volume for this user: run `edfs init` first')
-    return { configFile, config, cluster, keys: await unlock(keyFile, opts.password) }
+    return { configFile, config, cluster, keys }
   } catch (err) {
     cluster.close()
     throw err

@@ -9,6 +9,9 @@ import { VolumeStore, metadataCopies } from './store'
 export interface LeaseValue {
   /** Who holds it, for people: host and process. */
   holder: string
+  /** The holder's host name and process id: a holder on this host whose process is gone is dead. */
+  host: string
+  pid: number
   /** Random id of this holding. */
   token: string
   sinceMs: number
@@ -50,11 +53,11 @@ export class Lease {
     const record = Lease.record(store, keys)
     const now = Date.now()
     const held = live(await record.readAll(), now)
-    if (held) throw new LeaseHeldError(held)
-    const value: LeaseValue = { holder: who, token: randomBytes(16).toString('hex'), sinceMs: now, expiresMs: now + ttlMs }
+    if (held && !deadHere(held)) throw new LeaseHeldError(held)
+    const value: LeaseValue = { holder: who, host: hostname(), pid: process.pid, token: randomBytes(16).toString('hex'), sinceMs: now, expiresMs: now + ttlMs }
     const lease = new Lease(record, value, ttlMs)
     try {
-      await record.write(value, (copy) => !copy || copy.expiresMs <= Date.now())
+      await record.write(value, (copy) => !copy || copy.expiresMs <= Date.now() || deadHere(copy))
     } catch (err) {
       const now2 = live(await record.readAll(), Date.now())
       if (now2 && now2.token !== value.token) throw new LeaseHeldError(now2)
@@ -87,6 +90,17 @@ export class Lease {
     this.timer = null
     if (this.lost) return
     await this.record.write({ ...this.value, expiresMs: 0 }, (copy) => !copy || copy.token === this.value.token).catch(() => undefined)
+  }
+}
+
+/** A lease held by a process of this host that no longer exists (a crashed mount daemon). */
+function deadHere(lease: LeaseValue): boolean {
+  if (lease.host !== hostname() || !Number.isInteger(lease.pid) || lease.pid === process.pid) return false
+  try {
+    process.kill(lease.pid, 0)
+    return false
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH'
   }
 }
 

@@ -191,6 +191,24 @@ t.test('one writer at a time; a reader follows the writer', async (t) => {
   await r.close()
 })
 
+t.test('a lease left by a dead process of this host is taken over at once', async (t) => {
+  const { open, store, keys } = await newVolume()
+  const { Lease } = await import('../../src/volume/lease')
+  const { spawn } = await import('node:child_process')
+  const child = spawn(process.execPath, ['-e', ''])
+  const deadPid = await new Promise<number>((res) => child.on('exit', () => res(child.pid!)))
+  const record = Lease.record(store, keys)
+  await record.readAll()
+  const now = Date.now()
+  const { hostname } = await import('node:os')
+  await record.write({ holder: 'crashed daemon', host: hostname(), pid: deadPid, token: 'x', sinceMs: now, expiresMs: now + 60_000 }, () => true)
+  const w = await open()
+  t.pass('the writer took over the dead holder\'s lease')
+  await w.close()
+  await record.write({ holder: 'other host', host: 'elsewhere', pid: deadPid, token: 'y', sinceMs: now, expiresMs: Date.now() + 60_000 }, () => true)
+  await t.rejects(open(), /open for writing by other host/, 'a live lease of another host is respected')
+})
+
 t.test('10,000 metadata changes: checkpoints bound the journal, load is fast', async (t) => {
   const { open, store } = await newVolume()
   const v = await open()

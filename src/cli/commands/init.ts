@@ -8,7 +8,7 @@ import { ClientConfig, configPath, keyFilePath, saveConfig, writePrivateFile } f
 import { UsageError } from '../errors'
 import { readPassword } from '../password'
 import { parseSize } from '../units'
-import { KEYFILE_RECORD, connect, fetchKeyFile, unlock } from '../volume-open'
+import { KEYFILE_RECORD, connect, fetchKeyFiles, unlock, unlockAny } from '../volume-open'
 
 interface InitOptions {
   servers: string
@@ -75,9 +75,12 @@ async function init(opts: InitOptions): Promise<void> {
     for (const m of down) process.stderr.write(`warning: ${m.url} does not answer now\n`)
     config.servers = cluster.members().map((m) => ({ url: m.url, id: m.id }))
 
-    let keyFile = await fetchKeyFile(cluster)
-    if (keyFile) {
-      const keys = await unlock(keyFile, password)
+    const existing = await fetchKeyFiles(cluster)
+    let keyFile
+    if (existing.length > 0) {
+      const found = await unlockAny(existing, password)
+      keyFile = found.keyFile
+      const keys = found.keys
       const head = await MetadataLog.latest(MetadataLog.headRecord(cluster, keys))
       if (!head) throw new UsageError('the servers hold a key file but no volume head: the volume is damaged (see `edfs status`)')
       Object.assign(config, { volumeId: head.volumeId, chunkSize: head.chunkSize, replicas: head.replicas })
