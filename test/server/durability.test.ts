@@ -25,11 +25,20 @@ function slowUpload(s: Session, data: Buffer, delayMs: number): Promise<number> 
       res.on('error', () => resolve(0))
     })
     req.on('error', () => resolve(0))
+    let wake = () => {}
+    req.on('close', () => wake())
     void (async () => {
       for (let off = 0; off < data.length; off += 65536) {
         if (req.destroyed) return
         req.write(data.subarray(off, off + 65536))
-        await sleep(delayMs)
+        // A pause that ends early when the connection closes (no timer left behind).
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, delayMs)
+          wake = () => {
+            clearTimeout(timer)
+            r()
+          }
+        })
       }
       req.end()
     })()
