@@ -274,6 +274,25 @@ export class Cluster {
     return m.call((c) => c.putRecord(name, expectVersion, value), false)
   }
 
+  /**
+   * Space on the live servers, added up (from their health answers). Servers sharing one disk are
+   * counted once each, so this overstates what such a setup can hold.
+   */
+  async capacity(): Promise<{ totalBytes: number; freeBytes: number }> {
+    this.open()
+    const live = this.pool.live()
+    const answers = await Promise.allSettled(live.map((m) => this.idempotent(m, (c) => c.health())))
+    let totalBytes = 0
+    let freeBytes = 0
+    answers.forEach((a, i) => {
+      if (a.status === 'rejected') return
+      live[i]!.markUp(a.value)
+      totalBytes += a.value.totalBytes
+      freeBytes += a.value.freeBytes
+    })
+    return { totalBytes, freeBytes }
+  }
+
   /** Stops probes and closes all connections. The cluster cannot be used afterwards. */
   close(): void {
     this.closed = true

@@ -1,0 +1,150 @@
+// Cluster benchmark: store and fetch 1 GiB through src/cluster (no FUSE) with 4 local servers and
+// R = 2, each 4 MiB chunk sealed with src/crypto sealChunk; against AES-GCM sealing alone and a plain
+// disk copy (write + read of 1 GiB with fs on the same disk), in the same run.
+//   npm run bench:cluster            (EDFS_BENCH_MIB=256 for a shorter run)
+import { createHash, randomBytes } from 'node:crypto'
+import { open, rm } from 'node:fs/promises'
+import path from 'node:path'
+import { Cluster } from '../src/cluster'
+import { ServerClient } from '../src/cluster/server-client'
+import { openChunk, sealChunk, sealedLength } from '../src/crypto'
+import { BENCH_USER, BenchServer, benchRoot, startBenchServer, stopAll } from './cluster-servers'
+
+const MiB = 1024 * 1024
+const CHUNK = 4 * MiB
+const TOTAL_MIB = Number(process.env.EDFS_BENCH_MIB ?? 1024)
+const CHUNKS = Math.max(1, Math.round(TOTAL_MIB / 4))
+const TOTAL = CHUNKS * CHUNK
+const PUT_CONCURRENCY = 8
+const FETCH_WINDOW = 8
+const FETCH_BATCH = 32
+
+const now = () => performance.now()
+const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000)
+
+async function pipeline(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < n) await fn(next++)
+  }))
+}
+
+async function served(servers: BenchServer[]): Promise<number> {
+  let sum = 0
+  for (const s of servers) {
+    const c = new ServerClient({ url: s.url, user: BENCH_USER.name, password: BENCH_USER.password })
+    try {
+      sum += (await c.stats()).bytesServed
+    } finally {
+      c.close()
+    }
+  }
+  return sum
+}
+
+async function main(): Promise<void> {
+  const root = await benchRoot()
+  const servers: BenchServer[] = []
+  const results: Record<string, number> = {}
+  try {
+    servers.push(...(await Promise.all(Array.from({ length: 4 }, () => startBenchServer(root)))))
+    const plain = randomBytes(CHUNK)
+    const stamp = (i: number) => plain.writeUInt32BE(i, 0)
+    console.log(`edfs cluster benchmark: ${CHUNKS} chunks of 4 MiB (${(TOTAL / MiB).toFixed(0)} MiB), 4 servers, R = 2, node ${process.version}`)
+
+    // 1. Plain disk copy: write (then fsync) and read back 1 GiB with fs, same disk as the servers.
+    const file = path.join(root, 'plain.bin')
+    let t0 = now()
+    const w = await open(file, 'w')
+    for (let i = 0; i < CHUNKS; i++) {
+      stamp(i)
+      await w.write(plain, 0, CHUNK)
+    }
+    await w.sync()
+    await w.close()
+    results.diskWrite = mbps(TOTAL, now() - t0)
+    t0 = now()
+    const r = await open(file, 'r')
+    const buf = Buffer.allocUnsafe(CHUNK)
+    for (let i = 0; i < CHUNKS; i++) await r.read(buf, 0, CHUNK, i * CHUNK)
+    await r.close()
+    results.diskRead = mbps(TOTAL, now() - t0)
+    await rm(file)
+
+    // 2. AES-256-GCM sealing and opening alone (src/crypto, 64 KiB blocks).
+    const key = randomBytes(32)
+    const fileId = randomBytes(16)
+    t0 = now()
+    let sample: Buffer | null = null
+    for (let i = 0; i < CHUNKS; i++) {
+      stamp(i)
+      sample = sealChunk(key, fileId, i, plain)
+    }
+    results.seal = mbps(TOTAL, now() - t0)
+    t0 = now()
+    for (let i = 0; i < CHUNKS; i++) openChunk(key, fileId, CHUNKS - 1, sample!)
+    results.open = mbps(TOTAL, now() - t0)
+
+    // 3. Store through the cluster: seal, hash (the blob id), put on R = 2 servers; 8 chunks in flight.
+    const cluster = await Cluster.connect({ servers: servers.map((s) => s.url), user: BENCH_USER.name, password: BENCH_USER.password, replicas: 2 })
+    const ids: string[] = new Array(CHUNKS)
+    let degraded = 0
+    t0 = now()
+    await pipeline(CHUNKS, PUT_CONCURRENCY, async (i) => {
+      stamp(i)
+      const sealed = sealChunk(key, fileId, i, plain)
+      const id = createHash('sha256').update(sealed).digest('hex')
+      ids[i] = id
+      if ((await cluster.put(id, sealed)).degraded) degraded++
+    })
+    results.store = mbps(TOTAL, now() - t0)
+
+    // 4. Fetch through the cluster, in file order with 8 chunks in flight (as read-ahead does):
+    //    every blob hash-checked by the cluster (sha256 = id) and opened (AES-GCM).
+    let servedBefore = await served(servers)
+    t0 = now()
+    let opened = 0
+    await pipeline(CHUNKS, FETCH_WINDOW, async (i) => {
+      const sealed = await cluster.get(ids[i]!)
+      opened += openChunk(key, fileId, i, sealed).length
+    })
+    results.fetch = mbps(TOTAL, now() - t0)
+    const movedGet = (await served(servers)) - servedBefore
+
+    // 5. The bulk path: getMany in batches of 32 (grouped by server, 4 requests per server).
+    servedBefore = await served(servers)
+    t0 = now()
+    for (let b = 0; b < CHUNKS; b += FETCH_BATCH) {
+      await cluster.getMany(ids.slice(b, b + FETCH_BATCH), (id, sealed) => {
+        opened += openChunk(key, fileId, ids.indexOf(id), sealed).length
+      })
+    }
+    results.fetchMany = mbps(TOTAL, now() - t0)
+    const movedBytes = (await served(servers)) - servedBefore
+    if (opened !== 2 * TOTAL) throw new Error(`opened ${opened} bytes, expected ${2 * TOTAL}`)
+    cluster.close()
+
+    const sealedTotal = CHUNKS * sealedLength(CHUNK)
+    const f = (x: number) => x.toFixed(0).padStart(6)
+    const ratio = (a: number, b: number) => (a / b).toFixed(2)
+    console.log('')
+    console.log(`plain disk write (fs, fsync)   ${f(results.diskWrite!)} MB/s`)
+    console.log(`plain disk read  (fs)          ${f(results.diskRead!)} MB/s`)
+    console.log(`AES-GCM seal alone             ${f(results.seal!)} MB/s`)
+    console.log(`AES-GCM open alone             ${f(results.open!)} MB/s`)
+    console.log(`cluster store (seal+put, R=2)  ${f(results.store!)} MB/s   = ${ratio(results.store!, results.diskWrite!)} × disk write (target >= 0.40), ${ratio(results.store!, results.seal!)} × seal alone`)
+    console.log(`cluster fetch (get+open, 8)    ${f(results.fetch!)} MB/s   = ${ratio(results.fetch!, results.diskRead!)} × disk read  (target >= 0.50), ${ratio(results.fetch!, results.open!)} × open alone`)
+    console.log(`cluster fetch (getMany 32+open)${f(results.fetchMany!)} MB/s   = ${ratio(results.fetchMany!, results.diskRead!)} × disk read`)
+    console.log(`bytes served per fetch         get: ${movedGet}, getMany: ${movedBytes} for ${sealedTotal} sealed bytes (${ratio(movedBytes, sealedTotal)} ×; ${ratio(movedBytes, TOTAL)} × plaintext)`)
+    console.log(`degraded writes                ${degraded}`)
+    console.log(JSON.stringify({ chunks: CHUNKS, ...Object.fromEntries(Object.entries(results).map(([k, v]) => [k, Math.round(v)])), movedBytes, sealedTotal }))
+  } finally {
+    await stopAll(servers)
+    await rm(root, { recursive: true, force: true })
+  }
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exitCode = 1
+})
