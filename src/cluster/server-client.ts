@@ -196,15 +196,22 @@ export class ServerClient {
         { protocol: this.base.protocol, hostname: this.base.hostname, port: this.base.port, method, path, headers: allHeaders, agent: this.agent },
         (res) => {
           const expected = Number(res.headers['content-length'])
+          // Known length: fill one buffer in place instead of collecting and joining the pieces.
+          const whole = method !== 'HEAD' && Number.isSafeInteger(expected) && expected > 0 ? Buffer.allocUnsafe(expected) : null
           const parts: Buffer[] = []
-          res.on('data', (d: Buffer) => parts.push(d))
+          let received = 0
+          res.on('data', (d: Buffer) => {
+            if (whole && received + d.length <= expected) d.copy(whole, received)
+            else parts.push(d)
+            received += d.length
+          })
           res.on('error', reject)
           res.on('end', () => {
-            const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
-            if (method !== 'HEAD' && Number.isFinite(expected) && data.length !== expected) {
-              reject(new ServerError(res.statusCode ?? 0, 'unknown', `short answer: ${data.length} of ${expected} bytes`, this.url))
+            if (method !== 'HEAD' && Number.isFinite(expected) && received !== expected) {
+              reject(new ServerError(res.statusCode ?? 0, 'unknown', `short answer: ${received} of ${expected} bytes`, this.url))
               return
             }
+            const data = whole ?? (parts.length === 1 ? parts[0]! : Buffer.concat(parts))
             resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data })
           })
           res.on('aborted', () => reject(new ServerError(res.statusCode ?? 0, 'unknown', 'answer aborted', this.url)))
