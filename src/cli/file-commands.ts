@@ -21,7 +21,7 @@ export function withCommonOptions(cmd: Command): Command {
 }
 
 export const warn = (line: string): void => {
-  process.stderr.write(`edfs: ${line}\n`)
+  process.stderr.write(line.startsWith('edfs') ? `${line}\n` : `edfs: ${line}\n`)
 }
 
 /** A remote path as the volume wants it: absolute, no empty parts, no trailing '/', every name checked. */
