@@ -2,7 +2,9 @@
 // lost chunks, a hung server, traffic bounds, recovery of a restarted server, locate/delete/list,
 // records with compare-and-swap.
 import t from 'tap'
+import { spawn } from 'node:child_process'
 import { readFile, rm, writeFile } from 'node:fs/promises'
+import path from 'node:path'
 import {
   BlobIdMismatchError, ChunkUnavailableError, Cluster, ClusterConnectError, ServerError,
 } from '../../src/cluster'
@@ -86,6 +88,28 @@ t.test('cluster against 4 servers', async (t) => {
       t.equal(r.servers.length, 2, 'still two copies')
       t.same(await c.get(b.id), b.data)
     }
+  })
+
+  await t.test('probes and idle connections never keep a process alive', async (t) => {
+    const mod = path.resolve(__dirname, '../../src/cluster')
+    const script = `
+      const { Cluster } = require(${JSON.stringify(mod)})
+      Cluster.connect({ servers: ${JSON.stringify([servers[0]!.url, 'http://127.0.0.1:1'])}, user: 'alice', password: process.env.PW, probeBackoffMs: { baseMs: 50, maxMs: 100 } })
+        .then(async (c) => { await c.readRecordEverywhere('x'); console.log('connected', c.members().filter((m) => !m.up).length) })`
+    const t0 = Date.now()
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, PW: TEST_USER.password }, stdio: ['ignore', 'pipe', 'inherit'] })
+      let out = ''
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      child.on('close', (code) => {
+        clearTimeout(timer)
+        resolve({ code, out })
+      })
+    })
+    t.equal(r.code, 0, 'exited by itself, without close()')
+    t.match(r.out, /connected 1/, 'with one member down and being probed')
+    t.ok(Date.now() - t0 < 10_000, `within ${Date.now() - t0} ms`)
   })
 
   await t.test('a flipped byte in one replica: the read succeeds and the corruption is reported', async (t) => {
