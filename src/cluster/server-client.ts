@@ -37,6 +37,9 @@ interface Session {
   key: Buffer
 }
 
+/** Largest answer read into a buffer sized from its content-length before the bytes arrive. */
+const MAX_PREALLOCATE = 256 * 1024 * 1024
+
 const SESSION_RETRY_CODES = new Set(['session-expired'])
 
 export class ServerClient {
@@ -197,7 +200,8 @@ export class ServerClient {
         (res) => {
           const expected = Number(res.headers['content-length'])
           // Known length: fill one buffer in place instead of collecting and joining the pieces.
-          const whole = method !== 'HEAD' && Number.isSafeInteger(expected) && expected > 0 ? Buffer.allocUnsafe(expected) : null
+          // Capped: a hostile or broken server must not make us allocate whatever its header claims.
+          const whole = method !== 'HEAD' && Number.isSafeInteger(expected) && expected > 0 && expected <= MAX_PREALLOCATE ? Buffer.allocUnsafe(expected) : null
           const parts: Buffer[] = []
           let received = 0
           res.on('data', (d: Buffer) => {
