@@ -22,7 +22,7 @@ export function runSelf(args: string[], env: Record<string, string> = {}, stdio:
     child.on('error', reject)
     child.on('exit', (code) => {
       if (code === 0) resolvePromise()
-      else reject(new UsageError(errText.trim().split('\n').pop()?.replace(/^edfs: /, '') || `edfs ${args[0]} exited with code ${code}`))
+      else reject(new UsageError(errText.trim().split('\n').pop()?.replace(/^edfs: /, '') || `\`edfs ${args[0]}\` failed (exit code ${code}, see above)`))
     })
   })
 }

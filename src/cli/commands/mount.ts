@@ -283,12 +283,29 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
     mounted = await mount(mountPoint, createFuseOps(fs, { log }), { allowOther: !!opts.allowOther, log })
     log(`mounted ${mountPoint}`)
     if (stopping) await stop('stopping')
+    watchUnmount(mountPoint, () => void stop('unmounted from outside (fusermount -u or umount)'))
   } catch (err) {
     log(`mount failed: ${(err as Error).stack ?? err}`)
     if (fs) await fs.close().catch((e: Error) => log(`closing the volume failed: ${e.message}`))
     await removePid()
     throw err instanceof UsageError ? err : new UsageError(`mount failed: ${(err as Error).message}`)
   }
+}
+
+/** Someone unmounted us without `edfs umount`: stop too, so data is flushed and the lease given back. */
+function watchUnmount(mountPoint: string, onGone: () => void): void {
+  const timer = setInterval(() => {
+    findFuseMount(mountPoint).then(
+      (entry) => {
+        if (!entry) {
+          clearInterval(timer)
+          onGone()
+        }
+      },
+      () => undefined,
+    )
+  }, 2000)
+  timer.unref()
 }
 
 // ---- edfs umount ----

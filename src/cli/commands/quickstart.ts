@@ -69,6 +69,7 @@ async function start(mountpoint: string): Promise<void> {
   if (!(await exists(config))) {
     await runSelf(['init', '--servers', servers.map((s) => s.url).join(','), '--user', USER, '--replicas', '2'], env)
   }
+  await mkdir(mountpoint, { recursive: true })
   await runSelf(['mount', mountpoint], env, 'inherit')
   process.stdout.write(`
 edfs is mounted at ${mountpoint}: 4 servers, every chunk stored twice, encrypted on this machine.
