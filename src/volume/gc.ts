@@ -95,7 +95,8 @@ export async function collectGarbage(store: GcStore, referenced: Set<string>, op
     while (next < garbage.length) {
       const id = garbage[next++]!
       try {
-        report.removedCopies += await store.delete(id)
+        const removed = await store.delete(id)
+        report.removedCopies += removed
       } catch (err) {
         report.failed.push({ id, reason: (err as Error).message })
         opts.log?.(`gc: could not delete ${id}: ${(err as Error).message}`)
