@@ -35,8 +35,8 @@ export class WriteFailedError extends Error {
 
 /** The caller handed put() bytes that do not hash to the given id. Nothing was sent. */
 export class BlobIdMismatchError extends Error {
-  constructor(readonly id: string, readonly actual: string) {
-    super(`refusing to store blob ${id}: its bytes hash to ${actual} (a blob id must be the SHA-256 of its bytes)`)
+  constructor(readonly id: string) {
+    super(`the servers refused blob ${id}: its bytes do not hash to its id (a blob id must be the SHA-256 of its bytes)`)
     this.name = 'BlobIdMismatchError'
   }
 }

@@ -1,5 +1,4 @@
 // The set of members, their rendezvous order for a key, and the counters fsck and tests read.
-import { createHash, webcrypto } from 'node:crypto'
 import { ClusterConfigError } from './errors'
 import { Member } from './member'
 import { rankBy } from './placement'
@@ -94,12 +93,4 @@ export class Pool {
     this.corruptions.push(report)
     this.log(`edfs cluster: CORRUPT replica of blob ${id} on server ${m.name} (${m.url}): ${detail}; using another replica (run fsck --repair)`)
   }
-}
-
-/** Small blobs are hashed inline; large ones off the event loop (WebCrypto runs in the thread pool). */
-const INLINE_HASH_LIMIT = 256 * 1024
-
-export async function sha256Hex(data: Buffer): Promise<string> {
-  if (data.length < INLINE_HASH_LIMIT) return createHash('sha256').update(data).digest('hex')
-  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex')
 }

@@ -3,7 +3,8 @@
 import { isBlobId } from '../protocol'
 import { Attempt, ChunkUnavailableError, ClusterConfigError, ServerError, classify, reasonOf } from './errors'
 import { Member } from './member'
-import { Pool, sha256Hex } from './pool'
+import { blobId } from '../crypto'
+import { Pool } from './pool'
 import { backoffDelay, sleep } from './retry'
 import { ByteRange } from './server-client'
 
@@ -80,7 +81,7 @@ async function fetchFrom(pool: Pool, m: Member, id: string, range?: ByteRange, c
   }
   if (data === null) return { ok: false, reason: 'not found', transient: false }
   if (!range) {
-    const actual = await sha256Hex(data)
+    const actual = await blobId(data)
     if (actual !== id) {
       pool.reportCorruption(id, m, `sha256 of the ${data.length} bytes served is ${actual}`)
       return { ok: false, reason: `corrupt (sha256 mismatch: ${actual.slice(0, 16)}...)`, transient: false }

@@ -11,3 +11,4 @@ export {
   sealChunk, openChunk, sealedLength, plainLength, blockCount, blockSpan, openBlocks,
 } from './chunk'
 export { META_FORMAT_VERSION, META_OVERHEAD, sealMeta, openMeta } from './meta'
+export { blobId } from './blob-id'

@@ -1,7 +1,6 @@
 // File contents: write-back buffers per open file, sealing and upload of chunks in the background
 // under a memory budget, reads through the chunk cache with read-ahead, flush and truncate.
-import { createHash } from 'node:crypto'
-import { sealChunk } from '../crypto'
+import { blobId, sealChunk } from '../crypto'
 import { ChunkCache } from './chunk-cache'
 import { FsError } from './fs-types'
 import { ChunkRef, Inode } from './namespace'
@@ -18,6 +17,7 @@ export interface FileDataOptions {
 }
 
 interface DirtyChunk {
+  /** Bytes past `len` are undefined: a write past `len` zeroes the gap first, reads stop at `len`. */
   buf: Buffer
   /** Bytes of the chunk that hold data; past it, zeros up to the file size. */
   len: number
@@ -108,6 +108,7 @@ export class FileData {
       const from = Math.max(position, chunkStart) - chunkStart
       const to = Math.min(end, chunkStart + this.C) - chunkStart
       const dc = await this.dirtyChunk(f, i, from, to)
+      if (from > dc.len) dc.buf.fill(0, dc.len, from)
       data.copy(dc.buf, from, chunkStart + from - position, chunkStart + to - position)
       dc.len = Math.max(dc.len, to)
       if (dc.len === this.C && to === this.C) this.startUpload(f, i)
@@ -156,9 +157,7 @@ export class FileData {
         f.dirty.delete(i)
         this.memory.give(this.C)
       } else if ((i + 1) * this.C > size) {
-        const keep = size - i * this.C
-        dc.buf.fill(0, keep, Math.max(keep, dc.len))
-        dc.len = Math.min(dc.len, keep)
+        dc.len = Math.min(dc.len, size - i * this.C)
       }
     }
     for (const i of [...f.uploaded.keys()]) if (i >= count) f.uploaded.delete(i)
@@ -196,7 +195,6 @@ export class FileData {
       dc.ready = this.cache.chunk(f.fileId, i, ref).then((plain) => {
         plain.copy(dc.buf, 0, 0, ref.len)
         dc.len = Math.min(ref.len, validEnd)
-        dc.buf.fill(0, dc.len)
       })
       try {
         await dc.ready
@@ -205,7 +203,7 @@ export class FileData {
         this.memory.give(this.C)
         throw new FsError('EIO', `could not read chunk ${i} to modify it: ${(err as Error).message}`)
       }
-    } else dc.buf.fill(0)
+    }
     return dc
   }
 
@@ -226,7 +224,7 @@ export class FileData {
     try {
       const plain = dc.buf.subarray(0, dc.len)
       const sealed = sealChunk(this.contentsKey, f.fileId, i, plain)
-      const id = createHash('sha256').update(sealed).digest('hex')
+      const id = await blobId(sealed)
       await this.store.put(id, sealed)
       const ref = { id, len: dc.len }
       f.uploaded.set(i, ref)

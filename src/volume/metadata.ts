@@ -1,8 +1,7 @@
 // The volume's metadata on the servers: a head record (sealed, compare-and-swap on several servers)
 // names the latest checkpoint (the whole namespace, sealed, in pieces) and the journal blobs
 // written after it. docs/volume.md describes the formats.
-import { createHash } from 'node:crypto'
-import { VolumeKeys, openMeta, recordName, sealMeta } from '../crypto'
+import { VolumeKeys, blobId, openMeta, recordName, sealMeta } from '../crypto'
 import { Entry, Namespace, SerializedInode } from './namespace'
 import { ReplicatedRecord } from './replicated-record'
 import { VolumeStore, metadataCopies } from './store'
@@ -42,8 +41,6 @@ export const CHECKPOINT_PIECE_BYTES = 4 * 1024 * 1024
 /** A checkpoint is written once the journal holds this many blobs or bytes. */
 export const CHECKPOINT_AFTER_BLOBS = 256
 export const CHECKPOINT_AFTER_BYTES = 16 * 1024 * 1024
-
-const sha256Hex = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
 export interface LoadResult {
   log: MetadataLog
@@ -123,7 +120,7 @@ export class MetadataLog {
   async append(entries: Entry[]): Promise<void> {
     const seq = this.current.seq + 1
     const sealed = sealMeta(this.keys.metadata, this.context('journal'), Buffer.from(JSON.stringify({ seq, entries })))
-    const id = sha256Hex(sealed)
+    const id = await blobId(sealed)
     await this.store.put(id, sealed, metadataCopies(this.store))
     await this.advance({
       ...this.current, seq, journal: [...this.current.journal, id],
@@ -143,7 +140,7 @@ export class MetadataLog {
     const uploads: Promise<unknown>[] = []
     for (let off = 0, k = 0; off < plain.length || k === 0; off += CHECKPOINT_PIECE_BYTES, k++) {
       const sealed = sealMeta(this.keys.metadata, this.context(`checkpoint/${seq}/${k}`), plain.subarray(off, off + CHECKPOINT_PIECE_BYTES))
-      const id = sha256Hex(sealed)
+      const id = await blobId(sealed)
       pieces.push(id)
       uploads.push(this.store.put(id, sealed, metadataCopies(this.store)))
     }
