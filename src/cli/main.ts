@@ -1,6 +1,7 @@
 // The `edfs` command line: each command lives in its own module under commands/ and registers itself.
 import { Command } from 'commander'
 import { reportAndExit } from './errors'
+import { registerFsck } from './commands/fsck'
 import { registerInit } from './commands/init'
 import { registerMount } from './commands/mount'
 import { registerQuickstart } from './commands/quickstart'
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
   registerServer(program)
   registerInit(program)
+  registerFsck(program)
   registerMount(program)
   registerLs(program)
   registerPut(program)
