@@ -1,0 +1,221 @@
+// End-to-end helpers: real storage servers (test/helpers/servers.ts), a volume made with `edfs init`,
+// and mounts made with `edfs mount` — the daemon is always its own process (detached by the CLI),
+// never this one. Every mount is unmounted in teardown (edfs umount, then fusermount -uz / umount -l,
+// SIGKILL of the daemon by pid as a last resort), and each file checks /proc/mounts at the end.
+import type { Test } from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import * as path from 'node:path'
+import { TEST_USER, runEdfs, startServers, type RunResult, type RunningServer } from '../helpers/servers'
+import { fuseMountsUnder } from '../fuse/fixtures/harness'
+
+export { fuseMountsUnder, fuseUnavailable } from '../fuse/fixtures/harness'
+export { TEST_USER }
+
+export interface Sh {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+  ms: number
+}
+
+/**
+ * Runs a program asynchronously (never blocks this process), with a hard time bound: on timeout it is
+ * SIGKILLed and `signal` says so. stdout is kept up to 64 MiB.
+ */
+export function run(cmd: string, args: string[], opts: { timeoutMs?: number; cwd?: string; input?: string; env?: Record<string, string> } = {}): Promise<Sh> {
+  const started = Date.now()
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env: opts.env ? { ...process.env, ...opts.env } : process.env,
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.on('data', (d: Buffer) => {
+      if (stdout.length < 64 << 20) stdout += d.toString()
+    })
+    child.stderr!.on('data', (d: Buffer) => {
+      if (stderr.length < 1 << 20) stderr += d.toString()
+    })
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000)
+    child.on('error', (err) => {
+      clearTimeout(timer)
+      resolve({ code: -1, signal: null, stdout, stderr: stderr + err.message, ms: Date.now() - started })
+    })
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started })
+    })
+    if (opts.input !== undefined) child.stdin!.end(opts.input)
+  })
+}
+
+/** sh -c SCRIPT */
+export function shell(script: string, opts: { timeoutMs?: number; cwd?: string } = {}): Promise<Sh> {
+  return run('sh', ['-c', script], opts)
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+export function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false // 0 and -N would mean process groups
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export interface VolumeOptions {
+  servers?: number
+  replicas?: number
+  chunkSize?: string
+  /** Per-call server timeout of the volume, ms (edfs init --timeout). */
+  timeoutMs?: number
+}
+
+export interface E2eVolume {
+  /** Temp directory for this volume: configs, state (daemon logs and pid files), mount points. */
+  dir: string
+  cfg: string
+  /** Environment for edfs commands: the password and XDG_STATE_HOME. */
+  env: Record<string, string>
+  servers: RunningServer[]
+  urls: string
+}
+
+/** Starts servers, runs `edfs init`, and removes everything in teardown (after the mounts are gone). */
+export async function makeVolume(t: Test, opts: VolumeOptions = {}): Promise<E2eVolume> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'edfs-e2e-'))
+  t.teardown(async () => {
+    // Registered first, so it runs last: mounts are unmounted by then. Never remove a live mount's files.
+    if (!(await fuseMountsUnder(dir)).length) await rm(dir, { recursive: true, force: true })
+  })
+  const servers = await startServers(t, opts.servers ?? 4)
+  const urls = servers.map((s) => s.url).join(',')
+  const env = { EDFS_PASSWORD: TEST_USER.password, XDG_STATE_HOME: path.join(dir, 'state') }
+  const cfg = path.join(dir, 'config.json')
+  const args = ['init', '--servers', urls, '--user', TEST_USER.name, '--config', cfg, '--replicas', String(opts.replicas ?? 2)]
+  if (opts.chunkSize) args.push('--chunk-size', opts.chunkSize)
+  if (opts.timeoutMs) args.push('--timeout', String(opts.timeoutMs))
+  const r = await runEdfs(args, { env, timeoutMs: 60_000 })
+  if (r.code !== 0) throw new Error(`edfs init failed (${r.code}): ${r.stderr}`)
+  return { dir, cfg, env, servers, urls }
+}
+
+/** A second `edfs init` with another config file: attaches to the same volume. */
+export async function attachConfig(vol: E2eVolume, name: string): Promise<string> {
+  const cfg = path.join(vol.dir, name)
+  const r = await runEdfs(['init', '--servers', vol.urls, '--user', TEST_USER.name, '--config', cfg], { env: vol.env, timeoutMs: 60_000 })
+  if (r.code !== 0) throw new Error(`edfs init (attach) failed (${r.code}): ${r.stderr}`)
+  if (!/attached to volume/.test(r.stdout)) throw new Error(`edfs init did not attach: ${r.stdout}`)
+  return cfg
+}
+
+export interface E2eMount {
+  mnt: string
+  pid: number
+  /** The `edfs mount` output. */
+  result: RunResult
+  umount(): Promise<RunResult>
+  /** Mount the same volume at the same point again (after umount or a crash). */
+  remount(extra?: { readOnly?: boolean }): Promise<E2eMount>
+}
+
+export interface MountOpts {
+  /** Mount point name inside vol.dir (created); default 'mnt'. */
+  name?: string
+  readOnly?: boolean
+  cfg?: string
+  cacheSize?: string
+}
+
+/** `edfs mount` in the background; throws if it fails. */
+export async function mountVolume(t: Test, vol: E2eVolume, opts: MountOpts = {}): Promise<E2eMount> {
+  const r = await tryMount(t, vol, opts)
+  if (r.code !== 0) throw new Error(`edfs mount failed (${r.code}): ${r.stderr}\n${r.stdout}`)
+  return mountHandle(t, vol, opts, r)
+}
+
+/** `edfs mount` that may fail (the result says); teardown still cleans up if it succeeded. */
+export async function tryMount(t: Test, vol: E2eVolume, opts: MountOpts = {}): Promise<RunResult> {
+  const mnt = path.join(vol.dir, opts.name ?? 'mnt')
+  await mkdir(mnt, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOTCONN') throw err // a stale mount there: edfs mount clears it
+  })
+  if (!mountPoints.includes(mnt)) mountPoints.push(mnt)
+  const args = ['mount', mnt, '--config', opts.cfg ?? vol.cfg]
+  if (opts.readOnly) args.push('--read-only')
+  if (opts.cacheSize) args.push('--cache-size', opts.cacheSize)
+  const r = await runEdfs(args, { env: vol.env, timeoutMs: 150_000 })
+  const pid = Number(/daemon pid (\d+)/.exec(r.stdout)?.[1] ?? 0)
+  if (pid > 0) t.teardown(() => cleanupMount(vol, mnt, pid))
+  return r
+}
+
+function mountHandle(t: Test, vol: E2eVolume, opts: MountOpts, result: RunResult): E2eMount {
+  const mnt = path.join(vol.dir, opts.name ?? 'mnt')
+  const pid = Number(/daemon pid (\d+)/.exec(result.stdout)?.[1] ?? 0)
+  return {
+    mnt,
+    pid,
+    result,
+    umount: () => runEdfs(['umount', mnt], { env: vol.env, timeoutMs: 300_000 }),
+    remount: (extra = {}) => mountVolume(t, vol, { ...opts, ...extra }),
+  }
+}
+
+/** Teardown of one mount: edfs umount (flush), then detach whatever is left, then SIGKILL. */
+export async function cleanupMount(vol: E2eVolume, mnt: string, pid: number): Promise<void> {
+  if (alive(pid)) {
+    for (const s of vol.servers) s.resume() // a test that stopped them may have failed midway
+    const r = await runEdfs(['umount', mnt], { env: vol.env, timeoutMs: 60_000 }).catch(() => null)
+    if (!r || r.code !== 0) {
+      if (alive(pid)) process.kill(pid, 'SIGKILL')
+    }
+  }
+  for (let i = 0; i < 5 && (await fuseMountsUnder(mnt)).length; i++) {
+    const a = await run('fusermount', ['-uz', mnt], { timeoutMs: 15_000 })
+    if (a.code !== 0) await run('umount', ['-l', mnt], { timeoutMs: 15_000 })
+  }
+}
+
+/** The last `lines` lines of the daemon log of the mount at `mnt` (for failure messages). */
+export async function daemonLog(vol: E2eVolume, mnt: string, lines = 40): Promise<string> {
+  const { readdir, readFile } = await import('node:fs/promises')
+  const dir = path.join(vol.env.XDG_STATE_HOME!, 'edfs')
+  const slug = mnt.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '-').slice(-60)
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith(`mount-${slug}-`) && f.endsWith('.log'))
+  const text = (await Promise.all(names.map((f) => readFile(path.join(dir, f), 'utf8').catch(() => '')))).join('\n')
+  return text.trimEnd().split('\n').slice(-lines).join('\n')
+}
+
+/** Every mount point this process used. */
+const mountPoints: string[] = []
+
+/** FUSE mounts still present at a mount point this process used (should be none at the end). */
+export async function leftoverMounts(): Promise<string[]> {
+  const left: string[] = []
+  for (const mnt of mountPoints) left.push(...(await fuseMountsUnder(mnt)))
+  return left
+}
+
+/** The hard bound tests put on one command that touches the mount. */
+export const CMD_TIMEOUT = 240_000
+
+/** Runs `check` until it returns true or `ms` pass (bounded). */
+export async function waitFor(ms: number, check: () => Promise<boolean>, stepMs = 250): Promise<boolean> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    if (await check()) return true
+    if (Date.now() >= deadline) return false
+    await sleep(stepMs)
+  }
+}
