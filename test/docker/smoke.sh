@@ -162,9 +162,9 @@ fi
 PW="$WORK/secret/edfs_password"
 mkdir -p "$WORK/secret" "$WORK/client" "$WORK/in" "$WORK/out" "$WORK/mnt"
 (umask 077; head -c 18 /dev/urandom | base64 >"$PW")
-read -r P1 P2 P3 P4 < <(node -e '
+read -r P1 P2 P3 P4 P5 < <(node -e '
   const net = require("node:net"); const ports = []; const socks = []
-  ;(async () => { for (let i = 0; i < 4; i++) { const s = net.createServer(); await new Promise((r) => s.listen(0, "127.0.0.1", r)); socks.push(s); ports.push(s.address().port) }
+  ;(async () => { for (let i = 0; i < 5; i++) { const s = net.createServer(); await new Promise((r) => s.listen(0, "127.0.0.1", r)); socks.push(s); ports.push(s.address().port) }
     socks.forEach((s) => s.close()); console.log(ports.join(" ")) })()')
 export EDFS_IMAGE="$IMAGE" EDFS_USER=smoke EDFS_PASSWORD_SECRET="$PW" EDFS_MOUNT_DIR="$WORK/mnt"
 export EDFS_CI_PORT1=$P1 EDFS_CI_PORT2=$P2 EDFS_CI_PORT3=$P3 EDFS_CI_PORT4=$P4
@@ -316,7 +316,32 @@ down_up() {
 }
 check "compose down + up: same ids, same data" down_up
 
-# --- 6. bad input ----------------------------------------------------------------------------------
+# --- 6. TLS: certificate and key from a mounted directory ------------------------------------------
+tls_compose_valid() { docker-compose --project-directory "$REPO" -p "$PROJECT" -f "$REPO/docker-compose.yml" -f "$REPO/docker/compose.tls.yml" config -q >&2; }
+check "docker-compose.yml + docker/compose.tls.yml: valid" tls_compose_valid
+if command -v openssl >/dev/null 2>&1; then
+  tls_server() {
+    mkdir -p "$WORK/certs" &&
+      openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$WORK/certs/server.key" -out "$WORK/certs/server.crt" >/dev/null 2>&1 &&
+      chgrp 10001 "$WORK/certs/server.key" && chmod 0640 "$WORK/certs/server.key" && chmod 0755 "$WORK/certs" || return 1
+    local c i
+    c=$("$DOCKER" run -d --init --network host -v "$WORK/certs:/certs:ro" -v "$PW:/run/secrets/pw:ro" -v "$PROJECT-tls:/data" \
+      -e EDFS_TLS_CERT=/certs/server.crt -e EDFS_TLS_KEY=/certs/server.key -e EDFS_HOST=127.0.0.1 -e EDFS_PORT="$P5" \
+      -e EDFS_USER=smoke -e EDFS_PASSWORD_FILE=/run/secrets/pw "$IMAGE") || return 1
+    for i in $(seq 1 60); do
+      NODE_EXTRA_CA_CERTS="$WORK/certs/server.crt" health_id "https://127.0.0.1:$P5" >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+    NODE_EXTRA_CA_CERTS="$WORK/certs/server.crt" health_id "https://127.0.0.1:$P5" >/dev/null && wait_healthy "$c" ||
+      { "$DOCKER" logs "$c" 2>&1 | tail -5 >&2; return 1; }
+  }
+  check "TLS: a server with certificate and key from a mounted directory answers https, healthy" tls_server
+else
+  say "note: no openssl on this machine: the TLS check is left out"
+fi
+
+# --- 7. bad input ----------------------------------------------------------------------------------
 bad_run() { # bad_run NAME EXPECTED_TEXT docker-run-args...: exits non-zero, within 30 s, saying EXPECTED_TEXT
   local name=$1 want=$2; shift 2
   timeout 30 "$DOCKER" run --rm --network host "$@" >"$WORK/bad-$name.log" 2>&1
