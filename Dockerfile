@@ -14,6 +14,7 @@ RUN apt-get update \
 
 # --- build: dev dependencies, the patched fuse-native addon, tsc ----------------------------------
 FROM base AS build
+ENV npm_config_update_notifier=false
 # python3, make, g++: `npm ci` runs our postinstall (scripts/setup.sh --fuse-native), which applies
 # patches/fuse-native+*.patch with patch-package (a devDependency) and rebuilds the addon.
 RUN apt-get update \

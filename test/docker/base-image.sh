@@ -91,8 +91,7 @@ Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-  # Like the official image: no caches or package lists in the image, no recommends
-  # (and, as in the official image, apt keeps no package caches: /etc/apt/apt.conf.d/docker-clean).
+  # Like the official image: no recommends, no package lists, no apt caches (docker-clean).
   printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' >"$root/etc/apt/apt.conf.d/90edfs-ci"
   cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'CLEAN'
 DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };

@@ -360,6 +360,8 @@ check "/data owned by another uid: a clear error naming the fix" \
   bad_run baduid "chown -R 10001:10001" -e EDFS_USER=smoke -e EDFS_PASSWORD=x -e EDFS_PORT="$P1" -v "$PROJECT-bad3:/data" "$IMAGE"
 check "a password file that is missing: a clear error" \
   bad_run nofile "EDFS_PASSWORD_FILE=/nope is not a readable file" -e EDFS_USER=smoke -e EDFS_PASSWORD_FILE=/nope -v "$PROJECT-bad4:/data" "$IMAGE"
+check "mount without /dev/fuse: a clear error naming the docker options" \
+  bad_run nofuse "--device /dev/fuse --cap-add SYS_ADMIN" "$IMAGE" mount /mnt/dfs/volume --foreground
 
 [ "$(elapsed)" -lt "$BUDGET" ] || not_ok "the stage took $(elapsed) s (budget $BUDGET s)"
 exit 0
