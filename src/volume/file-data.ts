@@ -17,7 +17,10 @@ export interface FileDataOptions {
 }
 
 interface DirtyChunk {
-  /** Bytes past `len` are undefined: a write past `len` zeroes the gap first, reads stop at `len`. */
+  /**
+   * Grows with the data (a 4 KiB file needs 64 KiB, not a whole chunk). Bytes past `len` are
+   * undefined: a write past `len` zeroes the gap first, reads stop at `len`.
+   */
   buf: Buffer
   /** Bytes of the chunk that hold data; past it, zeros up to the file size. */
   len: number
@@ -108,6 +111,7 @@ export class FileData {
       const from = Math.max(position, chunkStart) - chunkStart
       const to = Math.min(end, chunkStart + this.C) - chunkStart
       const dc = await this.dirtyChunk(f, i, from, to)
+      if (to > dc.buf.length) this.grow(dc, to)
       if (from > dc.len) dc.buf.fill(0, dc.len, from)
       data.copy(dc.buf, from, chunkStart + from - position, chunkStart + to - position)
       dc.len = Math.max(dc.len, to)
@@ -155,7 +159,7 @@ export class FileData {
     for (const [i, dc] of f.dirty) {
       if (i >= count) {
         f.dirty.delete(i)
-        this.memory.give(this.C)
+        this.memory.give(dc.buf.length)
       } else if ((i + 1) * this.C > size) {
         dc.len = Math.min(dc.len, size - i * this.C)
       }
@@ -185,35 +189,52 @@ export class FileData {
       }
       await this.memory.changed()
     }
-    this.memory.take(this.C)
-    const dc: DirtyChunk = { buf: Buffer.allocUnsafe(this.C), len: 0, ready: Promise.resolve() }
-    f.dirty.set(i, dc)
-    this.holders.add(f)
     const ref = f.ref(i)
     const validEnd = Math.min(this.C, Math.max(0, f.size - i * this.C))
-    if (ref && ref.len > 0 && !(from === 0 && to >= Math.min(ref.len, validEnd))) {
+    const load = !!ref && ref.len > 0 && !(from === 0 && to >= Math.min(ref.len, validEnd))
+    const capacity = this.capacityFor(Math.max(to, load ? ref!.len : 0))
+    this.memory.take(capacity)
+    const dc: DirtyChunk = { buf: Buffer.allocUnsafe(capacity), len: 0, ready: Promise.resolve() }
+    f.dirty.set(i, dc)
+    this.holders.add(f)
+    if (load) {
       dc.ready = this.cache.chunk(f.fileId, i, ref).then((plain) => {
-        plain.copy(dc.buf, 0, 0, ref.len)
-        dc.len = Math.min(ref.len, validEnd)
+        plain.copy(dc.buf, 0, 0, ref!.len)
+        dc.len = Math.min(ref!.len, validEnd)
       })
       try {
         await dc.ready
       } catch (err) {
         f.dirty.delete(i)
-        this.memory.give(this.C)
+        this.memory.give(dc.buf.length)
         throw new FsError('EIO', `could not read chunk ${i} to modify it: ${(err as Error).message}`)
       }
     }
     return dc
   }
 
+  /** Buffer size for `n` bytes of a chunk: a power of two from 64 KiB, at most the chunk size. */
+  private capacityFor(n: number): number {
+    let cap = 64 * 1024
+    while (cap < n) cap *= 2
+    return Math.min(cap, this.C)
+  }
+
+  private grow(dc: DirtyChunk, needed: number): void {
+    const bigger = Buffer.allocUnsafe(this.capacityFor(needed))
+    dc.buf.copy(bigger, 0, 0, dc.len)
+    this.memory.take(bigger.length - dc.buf.length)
+    dc.buf = bigger
+  }
+
   private startUpload(f: FileState, i: number): void {
     const dc = f.dirty.get(i)
     if (!dc || f.uploads.has(i)) return
     f.dirty.delete(i)
+    const held = dc.buf.length
     const upload = this.upload(f, i, dc).finally(() => {
       f.uploads.delete(i)
-      this.memory.give(this.C)
+      this.memory.give(held)
     })
     f.uploads.set(i, upload)
   }
@@ -228,13 +249,14 @@ export class FileData {
       await this.store.put(id, sealed)
       const ref = { id, len: dc.len }
       f.uploaded.set(i, ref)
-      this.cache.put(ref, plain)
+      // The cache charges what it holds: hand it the buffer only when no spare capacity hides behind it.
+      this.cache.put(ref, plain.length === dc.buf.length ? dc.buf : Buffer.from(plain))
     } catch (err) {
       f.error = err as Error
       // Keep the data for the next flush to retry, unless newer writes replaced it meanwhile.
       if (!f.dirty.has(i)) {
         f.dirty.set(i, dc)
-        this.memory.take(this.C)
+        this.memory.take(dc.buf.length)
       }
     } finally {
       this.uploadSlots.give(1)
