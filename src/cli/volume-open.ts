@@ -106,7 +106,7 @@ export type OpenVolume = Volume & { session: Session }
 export async function openVolume(opts: { config?: string; readOnly: boolean; cacheBytes?: number; password: string } & Partial<VolumeOptions>): Promise<OpenVolume> {
   const session = await openSession(opts)
   try {
-    const volume = await Volume.open(session.cluster, session.keys, { ...opts })
+    const volume = await Volume.open(session.cluster, session.keys, { opTimeoutMs: session.config.timeoutMs, ...opts })
     const close = volume.close.bind(volume)
     return Object.assign(volume, {
       session,

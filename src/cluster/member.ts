@@ -44,6 +44,8 @@ export class Member {
   up = false
   latencyMs: number | null = null
   lastError: string | null = null
+  /** The last failure was a timeout: the server hangs, so asking it again costs a whole timeout. */
+  hung = false
   private successRate = 1
   private probeTimer: NodeJS.Timeout | null = null
   private probeAttempt = 0
@@ -108,6 +110,7 @@ export class Member {
     this.successRate = this.successRate * (1 - ALPHA) + ALPHA
     this.latencyMs = this.latencyMs === null ? ms : this.latencyMs * (1 - ALPHA) + ms * ALPHA
     this.lastError = null
+    this.hung = false
   }
 
   failed(err: unknown): void {
@@ -115,6 +118,7 @@ export class Member {
     if (kind === 'caller') return
     this.successRate = this.successRate * (1 - ALPHA)
     this.lastError = reasonOf(err)
+    this.hung = err instanceof TimeoutError
     if (kind === 'down') this.markDown(this.lastError)
   }
 
@@ -123,6 +127,7 @@ export class Member {
     this.adoptId(health.id)
     const wasDown = !this.up
     this.up = true
+    this.hung = false
     this.probeAttempt = 0
     if (this.successRate < 0.5) this.successRate = 0.5
     if (this.probeTimer) clearTimeout(this.probeTimer)

@@ -21,10 +21,14 @@ export class ReadCursor {
 
   constructor(private readonly order: Member[]) {}
 
-  /** The next server to ask: the first not yet asked that is up; when none is, the first down one. */
+  /**
+   * The next server to ask: the first not yet asked that is up; when none is, the first down one
+   * that failed fast (it may be back before its probe says so). A down server that timed out is not
+   * asked again until its probe answers: with every server hung, a read fails after one timeout.
+   */
   next(): Member | undefined {
     for (const m of this.order) if (!this.asked.has(m) && m.up) return this.take(m)
-    for (const m of this.order) if (!this.asked.has(m)) return this.take(m)
+    for (const m of this.order) if (!this.asked.has(m) && !m.hung) return this.take(m)
     return undefined
   }
 

@@ -27,6 +27,11 @@ export interface VolumeOptions {
   followIntervalMs?: number
   /** Metadata changes are committed at most this long after they happen (fsync/close commit at once). */
   commitDelayMs?: number
+  /**
+   * A read, flush or fsync that the servers have not completed after this long fails with EIO (the
+   * work goes on in the background): with every server down, calls fail instead of hanging.
+   */
+  opTimeoutMs?: number
   log?: (line: string) => void
 }
 
@@ -253,7 +258,7 @@ export class Volume implements FileSystem {
     const h = this.handle(fh)
     const sequential = position === h.lastEnd || position === 0
     try {
-      const n = await this.data.read(h.state, buffer, length, position, sequential)
+      const n = await this.deadline(this.data.read(h.state, buffer, length, position, sequential), 'read')
       h.lastEnd = position + n
       return n
     } catch (err) {
@@ -315,8 +320,12 @@ export class Volume implements FileSystem {
     }
   }
 
-  /** Writes the file's buffered data, records its chunks and size, and commits. */
-  private async persist(state: FileState): Promise<void> {
+  /** Writes the file's buffered data, records its chunks and size, and commits (EIO after the deadline). */
+  private persist(state: FileState): Promise<void> {
+    return this.deadline(this.persistNow(state), 'flush')
+  }
+
+  private async persistNow(state: FileState): Promise<void> {
     try {
       await this.data.drain(state)
     } catch (err) {
@@ -381,6 +390,17 @@ export class Volume implements FileSystem {
   }
 
   // ---- helpers ----
+
+  private deadline<T>(work: Promise<T>, what: string): Promise<T> {
+    const ms = this.opts.opTimeoutMs
+    if (!ms) return work
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new FsError('EIO', `${what}: the servers did not answer within ${ms} ms`)), ms)
+    })
+    work.catch(() => undefined) // may settle after the deadline: nobody waits for it then
+    return Promise.race([work, expired]).finally(() => clearTimeout(timer))
+  }
 
   private writable(): void {
     if (this.opts.readOnly) throw new FsError('EROFS', 'the volume is mounted read-only')
