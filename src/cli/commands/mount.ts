@@ -315,6 +315,8 @@ async function umount(target: string, opts: UmountOptions): Promise<void> {
   const waitMs = seconds(opts.timeout, '--timeout')
   const pid = await findDaemon(mountPoint)
   if (pid) {
+    const logFile = daemonFiles(mountPoint).log
+    const logStart = await stat(logFile).then((s) => s.size, () => 0)
     process.kill(pid, 'SIGTERM')
     const deadline = Date.now() + waitMs
     while (alive(pid)) {
@@ -326,6 +328,12 @@ async function umount(target: string, opts: UmountOptions): Promise<void> {
       await sleep(100)
     }
     if (await findFuseMount(mountPoint)) await forceUnmount(mountPoint) // it died before unmounting
+    // The daemon is not our child: its log says whether the last flush and commit succeeded.
+    const stopLog = await readFile(logFile, 'utf8').then((s) => s.slice(logStart), () => '')
+    if (/stopped with errors/.test(stopLog)) {
+      const why = stopLog.split('\n').filter((l) => /failed|error/i.test(l) && !/stopped with errors/.test(l)).slice(-3).join('\n')
+      throw new UsageError(`unmounted ${mountPoint}, but the last changes could not all be stored:\n${why}\n(see ${logFile})`)
+    }
     process.stdout.write(`edfs: unmounted ${mountPoint}\n`)
     return
   }
