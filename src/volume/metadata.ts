@@ -18,6 +18,12 @@ export interface Head {
   checkpoint: { seq: number; pieces: string[] }
   journal: string[]
   journalBytes: number
+  /**
+   * Entries committed after the last journal blob, carried inline: a small commit costs one write of
+   * the head instead of a journal blob and then the head. Moved into a blob past TAIL_MAX_BYTES.
+   */
+  tail?: Entry[]
+  tailBytes?: number
   updatedAt: number
 }
 
@@ -41,6 +47,8 @@ export const CHECKPOINT_PIECE_BYTES = 4 * 1024 * 1024
 /** A checkpoint is written once the journal holds this many blobs or bytes. */
 export const CHECKPOINT_AFTER_BLOBS = 256
 export const CHECKPOINT_AFTER_BYTES = 16 * 1024 * 1024
+/** Most bytes of entries carried inline in the head. */
+export const TAIL_MAX_BYTES = 64 * 1024
 
 export interface LoadResult {
   log: MetadataLog
@@ -109,21 +117,33 @@ export class MetadataLog {
     const sameCheckpoint = head.checkpoint.seq === this.current.checkpoint.seq && this.current.journal.every((id, k) => head.journal[k] === id)
     let next: Namespace
     if (sameCheckpoint) {
-      await this.replay(ns, head.journal.slice(this.current.journal.length), false)
+      // The new entries start with our old tail (moved into a blob, or still inline): skip it.
+      const { entries } = await this.readJournal(head.journal.slice(this.current.journal.length), false)
+      for (const e of [...entries, ...(head.tail ?? [])].slice(this.current.tail?.length ?? 0)) ns.apply(e)
       next = ns
     } else next = (await this.build(head, true)).ns
     this.current = head
     return next
   }
 
-  /** Seals `entries` into one journal blob and advances the head to it. */
+  /**
+   * Commits `entries`: inline in the head while the tail stays small, else sealed into one journal
+   * blob (with the tail before them) that the head then names.
+   */
   async append(entries: Entry[]): Promise<void> {
     const seq = this.current.seq + 1
-    const sealed = sealMeta(this.keys.metadata, this.context('journal'), Buffer.from(JSON.stringify({ seq, entries })))
+    const bytes = Buffer.byteLength(JSON.stringify(entries))
+    const tail = this.current.tail ?? []
+    const tailBytes = (this.current.tailBytes ?? 0) + bytes
+    if (tailBytes <= TAIL_MAX_BYTES) {
+      await this.advance({ ...this.current, seq, tail: [...tail, ...entries], tailBytes, updatedAt: Date.now() })
+      return
+    }
+    const sealed = sealMeta(this.keys.metadata, this.context('journal'), Buffer.from(JSON.stringify({ seq, entries: [...tail, ...entries] })))
     const id = await blobId(sealed)
     await this.store.put(id, sealed, metadataCopies(this.store))
     await this.advance({
-      ...this.current, seq, journal: [...this.current.journal, id],
+      ...this.current, seq, journal: [...this.current.journal, id], tail: [], tailBytes: 0,
       journalBytes: this.current.journalBytes + sealed.length, updatedAt: Date.now(),
     })
   }
@@ -145,7 +165,7 @@ export class MetadataLog {
       uploads.push(this.store.put(id, sealed, metadataCopies(this.store)))
     }
     await Promise.all(uploads)
-    await this.advance({ ...this.current, seq, checkpoint: { seq, pieces }, journal: [], journalBytes: 0, updatedAt: Date.now() })
+    await this.advance({ ...this.current, seq, checkpoint: { seq, pieces }, journal: [], journalBytes: 0, tail: [], tailBytes: 0, updatedAt: Date.now() })
   }
 
   /** Every blob the current head refers to (kept by gc). */
@@ -184,15 +204,17 @@ export class MetadataLog {
         throw new MetadataError('the checkpoint is not valid JSON')
       }
       const ns = Namespace.deserialize(head.rootId, head.chunkSize, inodes)
-      const truncatedAt = await this.replay(ns, head.journal, tolerateBrokenJournal)
-      return { ns, truncatedAt }
+      const { entries, error } = await this.readJournal(head.journal, tolerateBrokenJournal)
+      for (const e of error ? entries : [...entries, ...(head.tail ?? [])]) ns.apply(e)
+      return { ns, truncatedAt: error }
     } finally {
       this.current = saved
     }
   }
 
-  /** Applies journal blobs in order; a broken one stops the load (or, when tolerated, the replay). */
-  private async replay(ns: Namespace, ids: string[], tolerate: boolean): Promise<MetadataError | undefined> {
+  /** The entries of journal blobs, in order; a broken blob stops the load (or, when tolerated, the reading). */
+  private async readJournal(ids: string[], tolerate: boolean): Promise<{ entries: Entry[]; error?: MetadataError }> {
+    const out: Entry[] = []
     let blobs: Buffer[] = []
     let fetchError: MetadataError | undefined
     try {
@@ -210,19 +232,19 @@ export class MetadataLog {
       }
     }
     for (let k = 0; k < ids.length; k++) {
-      if (k === blobs.length) return fetchError
+      if (k === blobs.length) return { entries: out, error: fetchError }
       let entries: Entry[]
       try {
         const body = JSON.parse(this.openBlob(ids[k]!, blobs[k]!, 'journal').toString('utf8')) as { entries: Entry[] }
         entries = body.entries
       } catch (err) {
         const e = err instanceof MetadataError ? err : new MetadataError(`journal blob ${ids[k]} is not valid`, ids[k])
-        if (tolerate) return e
+        if (tolerate) return { entries: out, error: e }
         throw e
       }
-      for (const entry of entries) ns.apply(entry)
+      out.push(...entries)
     }
-    return undefined
+    return { entries: out }
   }
 
   private async fetchAll(ids: string[]): Promise<Buffer[]> {

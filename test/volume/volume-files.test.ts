@@ -238,10 +238,17 @@ t.test('10,000 metadata changes: checkpoints bound the journal, load is fast', a
 t.test('a corrupt journal blob: writers refuse with a clear error, readers fall back', async (t) => {
   const { open, store } = await newVolume()
   const v = await open()
+  // Enough entries to move the head's inline tail into a journal blob after each step.
+  const bulk = async (tag: string) => {
+    for (let i = 0; i < 200; i++) await v.mkdir(`/${tag}-${i}-${'x'.repeat(100)}`, 0o755, 0, 0)
+    await v.commit()
+  }
   await writeFile(v, '/before', Buffer.from('1'))
-  await v.commit()
+  await bulk('a')
   const head = v.head
+  t.ok(head.journal.length > 0, 'the commits went into a journal blob')
   await writeFile(v, '/after', Buffer.from('2'))
+  await bulk('b')
   await v.close()
   const newer = v.head.journal.filter((id) => !head.journal.includes(id))
   t.ok(newer.length > 0)
@@ -252,6 +259,32 @@ t.test('a corrupt journal blob: writers refuse with a clear error, readers fall 
   t.equal((await ro.getattr('/before')).size, 1, 'state before the bad blob is readable')
   t.equal(await codeOf(ro.getattr('/after')), 'ENOENT')
   await ro.close()
+})
+
+t.test('small commits ride inline in the head; readers apply them exactly once', async (t) => {
+  const { open } = await newVolume()
+  const w = await open()
+  const r = await open(true, { followIntervalMs: 10 })
+  const settle = () => new Promise((res) => setTimeout(res, 80))
+  for (let i = 0; i < 300; i++) {
+    await writeFile(w, `/f${i}`, Buffer.from(`v${i}`))
+    if (i % 3 === 0) await w.rename(`/f${i}`, `/g${i}`)
+    if (i % 50 === 0) await settle()
+  }
+  await w.mkdir('/last', 0o755, 0, 0)
+  await w.commit()
+  t.ok(w.head.journal.length > 0, `the tail overflowed into ${w.head.journal.length} journal blobs`)
+  t.ok((w.head.tail ?? []).length > 0, 'the newest commits are still inline')
+  await settle()
+  await settle()
+  t.equal(r.namespace.inodeCount, w.namespace.inodeCount, 'the reader followed every commit')
+  t.equal((await readAll(r, '/g3')).toString(), 'v3')
+  t.equal((await readAll(r, '/f299')).toString(), 'v299')
+  await w.close()
+  await r.close()
+  const again = await open(true)
+  t.equal(again.namespace.inodeCount, 1 + 300 + 1, 'a fresh load sees journal blobs and tail')
+  await again.close()
 })
 
 t.test('a writer that dies leaves the volume readable at its last commit', async (t) => {
