@@ -282,6 +282,7 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
     if (stopping) return
     mounted = await mount(mountPoint, createFuseOps(fs, { log }), { allowOther: !!opts.allowOther, log })
     log(`mounted ${mountPoint}`)
+    await raiseReadAhead(mountPoint, log)
     if (stopping) await stop('stopping')
     watchUnmount(mountPoint, () => void stop('unmounted from outside (fusermount -u or umount)'))
   } catch (err) {
@@ -289,6 +290,20 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
     if (fs) await fs.close().catch((e: Error) => log(`closing the volume failed: ${e.message}`))
     await removePid()
     throw err instanceof UsageError ? err : new UsageError(`mount failed: ${(err as Error).message}`)
+  }
+}
+
+/**
+ * The kernel reads ahead only 128 KiB on a FUSE mount by default; 1 MiB lets it keep several reads in
+ * flight, which the chunk cache's read-ahead turns into parallel fetches. Best effort (needs root).
+ */
+async function raiseReadAhead(mountPoint: string, log: (line: string) => void): Promise<void> {
+  try {
+    const dev = (await stat(mountPoint)).dev
+    const bdi = `/sys/class/bdi/${Math.floor(dev / 256) & 0xfff}:${(dev & 0xff) | ((dev >> 12) & 0xfff00)}/read_ahead_kb`
+    await writeFile(bdi, '1024')
+  } catch (err) {
+    log(`note: could not raise read-ahead (${(err as Error).message})`)
   }
 }
 
