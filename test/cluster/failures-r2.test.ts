@@ -1,19 +1,8 @@
 // R = 2, 4 servers: each single server killed with SIGKILL before and during a 64 MiB write
 // (16 × 4 MiB) and during the read; the data comes back intact.
-import t, { Test } from 'tap'
-import { Cluster } from '../../src/cluster'
-import { RunningServer, startServers } from '../helpers/servers'
-import { Blob, MiB, connect, makeBlobs, putAll, until } from './support'
-
-async function restartAndWait(cluster: Cluster, s: RunningServer): Promise<void> {
-  await s.restart()
-  await until(() => cluster.members().find((m) => m.id === s.id)?.up === true, 15_000, `server ${s.id} to be back`)
-}
-
-function intact(t: Test, blobs: Blob[], got: Map<string, Buffer>, what: string): void {
-  const bad = blobs.filter((b) => !got.get(b.id)?.equals(b.data))
-  t.equal(bad.length, 0, `${what}: all ${blobs.length} blobs intact`)
-}
+import t from 'tap'
+import { startServers } from '../helpers/servers'
+import { MiB, connect, intact, makeBlobs, putAll, restartAndWait } from './support'
 
 t.test('R = 2, 4 servers: any one server killed before or during a 64 MiB write and read', async (t) => {
   const servers = await startServers(t, 4)

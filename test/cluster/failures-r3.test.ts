@@ -1,19 +1,8 @@
 // R = 3, 4 servers: every pair of servers killed with SIGKILL; data written before and while they
 // are down comes back intact (small data: the matrix has 6 cases).
-import t, { Test } from 'tap'
-import { Cluster } from '../../src/cluster'
-import { RunningServer, startServers } from '../helpers/servers'
-import { Blob, connect, makeBlobs, putAll, until } from './support'
-
-async function restartAndWait(cluster: Cluster, s: RunningServer): Promise<void> {
-  await s.restart()
-  await until(() => cluster.members().find((m) => m.id === s.id)?.up === true, 15_000, `server ${s.id} to be back`)
-}
-
-function intact(t: Test, blobs: Blob[], got: Map<string, Buffer>, what: string): void {
-  const bad = blobs.filter((b) => !got.get(b.id)?.equals(b.data))
-  t.equal(bad.length, 0, `${what}: all ${blobs.length} blobs intact`)
-}
+import t from 'tap'
+import { startServers } from '../helpers/servers'
+import { connect, intact, makeBlobs, putAll, restartAndWait } from './support'
 
 t.test('R = 3, 4 servers: any two servers killed (all 6 pairs)', async (t) => {
   const servers = await startServers(t, 4)

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { Cluster, ClusterOptions } from '../../src/cluster'
 import { ServerClient } from '../../src/cluster/server-client'
+import type { Test } from 'tap'
 import { RunningServer, TEST_USER } from '../helpers/servers'
 
 export const MiB = 1024 * 1024
@@ -85,4 +86,16 @@ export async function putAll(cluster: Cluster, blobs: Blob[], concurrency = 4, a
     }),
   )
   return results
+}
+
+/** Restarts a server and waits until the cluster uses it again. */
+export async function restartAndWait(cluster: Cluster, s: RunningServer): Promise<void> {
+  await s.restart()
+  await until(() => cluster.members().find((m) => m.id === s.id)?.up === true, 15_000, `server ${s.id} to be back`)
+}
+
+/** Every blob came back with its exact bytes. */
+export function intact(t: Test, blobs: Blob[], got: Map<string, Buffer>, what: string): void {
+  const bad = blobs.filter((b) => !got.get(b.id)?.equals(b.data))
+  t.equal(bad.length, 0, `${what}: all ${blobs.length} blobs intact`)
 }
