@@ -15,9 +15,9 @@ import { VolumeStore } from './store'
 
 export interface VolumeOptions {
   readOnly: boolean
-  /** Bytes of decrypted chunks kept in memory. */
+  /** Memory for decrypted chunks and write buffers together (the write buffers' share comes off the cache). */
   cacheBytes?: number
-  /** Bytes of write buffers before writers wait. */
+  /** Bytes of write buffers before writers wait (default: an eighth of cacheBytes, at most 128 MiB). */
   maxDirtyBytes?: number
   maxUploads?: number
   readAheadChunks?: number
@@ -63,10 +63,13 @@ export class Volume implements FileSystem {
     private readonly lease: Lease | null,
     private readonly opts: VolumeOptions,
   ) {
-    this.cache = new ChunkCache(store, keys.contents, opts.cacheBytes ?? 512 * 1024 * 1024)
+    // One memory budget: write buffers take an eighth of it (at most 128 MiB), the cache the rest.
+    const budget = opts.cacheBytes ?? 512 * 1024 * 1024
+    const maxDirtyBytes = opts.maxDirtyBytes ?? Math.max(4 * ns.chunkSize, Math.min(128 * 1024 * 1024, Math.floor(budget / 8)))
+    this.cache = new ChunkCache(store, keys.contents, Math.max(0, budget - maxDirtyBytes))
     this.data = new FileData(store, keys.contents, this.cache, {
       chunkSize: ns.chunkSize,
-      maxDirtyBytes: opts.maxDirtyBytes ?? 128 * 1024 * 1024,
+      maxDirtyBytes,
       maxUploads: opts.maxUploads ?? 8,
       readAheadChunks: opts.readAheadChunks ?? 4,
     })

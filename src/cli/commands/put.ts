@@ -89,7 +89,7 @@ async function put(paths: string[], opts: PutOptions): Promise<void> {
       progress.finish()
     }
     if (!opts.quiet && process.stderr.isTTY) process.stderr.write(`put ${files.length} file(s), ${summary(progress.bytes, progress.seconds)}\n`)
-  }, { cacheBytes: 0, maxUploads: 16 })
+  }, { cacheBytes: 160 * 1024 * 1024, maxDirtyBytes: 128 * 1024 * 1024, maxUploads: 16 })
 }
 
 /** Walks the sources and decides every remote name; refuses conflicts before anything is written. */
