@@ -43,6 +43,8 @@ interface Handle {
 }
 
 const MAX_HANDLE = 0x7fffffff
+/** A read this close to the previous end counts as part of a sequential stream. */
+const SEQUENTIAL_WINDOW = 2 * 1024 * 1024
 
 export class Volume implements FileSystem {
   private readonly states = new Map<string, FileState>()
@@ -63,14 +65,16 @@ export class Volume implements FileSystem {
     private readonly lease: Lease | null,
     private readonly opts: VolumeOptions,
   ) {
-    // One memory budget: write buffers take an eighth of it (at most 128 MiB), the cache the rest.
+    // One memory budget: write buffers take an eighth of it (at most 128 MiB), sealed chunks being
+    // uploaded their share, the cache the rest.
     const budget = opts.cacheBytes ?? 512 * 1024 * 1024
     const maxDirtyBytes = opts.maxDirtyBytes ?? Math.max(4 * ns.chunkSize, Math.min(128 * 1024 * 1024, Math.floor(budget / 8)))
-    this.cache = new ChunkCache(store, keys.contents, Math.max(0, budget - maxDirtyBytes))
+    const maxUploads = opts.maxUploads ?? 8
+    this.cache = new ChunkCache(store, keys.contents, Math.max(0, budget - maxDirtyBytes - maxUploads * ns.chunkSize))
     this.data = new FileData(store, keys.contents, this.cache, {
       chunkSize: ns.chunkSize,
       maxDirtyBytes,
-      maxUploads: opts.maxUploads ?? 8,
+      maxUploads,
       readAheadChunks: opts.readAheadChunks ?? 4,
     })
     this.committer = new GroupCommit(() => this.commitPending())
@@ -259,10 +263,11 @@ export class Volume implements FileSystem {
 
   async read(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
     const h = this.handle(fh)
-    const sequential = position === h.lastEnd || position === 0
+    // The kernel's read-ahead keeps several reads in flight, so a stream arrives slightly out of order.
+    const sequential = position === 0 || Math.abs(position - h.lastEnd) <= SEQUENTIAL_WINDOW
     try {
       const n = await this.deadline(this.data.read(h.state, buffer, length, position, sequential), 'read')
-      h.lastEnd = position + n
+      h.lastEnd = sequential ? Math.max(h.lastEnd, position + n) : position + n
       return n
     } catch (err) {
       throw asIoError(err, 'read')
