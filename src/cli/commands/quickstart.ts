@@ -6,6 +6,7 @@ import { mkdir, open, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { Command } from 'commander'
+import { findFuseMount, probeMountPoint } from '../../fuse/binding'
 import { writePrivateFile } from '../config'
 import { UsageError } from '../errors'
 import { EDFS_BIN, runSelf } from '../self'
@@ -70,13 +71,16 @@ async function start(mountpoint: string): Promise<void> {
     await runSelf(['init', '--servers', servers.map((s) => s.url).join(','), '--user', USER, '--replicas', '2'], env)
   }
   await mkdir(mountpoint, { recursive: true })
-  await runSelf(['mount', mountpoint], env, 'inherit')
+  if ((await findFuseMount(mountpoint))?.type === 'fuse.edfs' && (await probeMountPoint(mountpoint)) === 'ok') {
+    process.stdout.write(`${mountpoint} is already mounted\n`)
+  } else await runSelf(['mount', mountpoint], env, 'inherit')
+  const edfs = process.env.PATH?.split(':').some((d) => d && EDFS_BIN === join(d, 'edfs')) ? 'edfs' : EDFS_BIN
   process.stdout.write(`
 edfs is mounted at ${mountpoint}: 4 servers, every chunk stored twice, encrypted on this machine.
   cp -r ~/somedir ${mountpoint}/        ls -l ${mountpoint}        df -h ${mountpoint}
-The file commands work too:  EDFS_CONFIG=${config} edfs ls -l /
-Password (for edfs commands): ${passwordFile}
-Stop everything:  edfs quickstart --stop      (data stays in ${dir}; run quickstart again to resume)
+The file commands work too:
+  EDFS_CONFIG=${config} EDFS_PASSWORD=$(cat ${passwordFile}) ${edfs} status
+Stop everything:  ${edfs} quickstart --stop      (data stays in ${dir}; run quickstart again to resume)
 `)
 }
 
