@@ -88,9 +88,11 @@ async function stop(): Promise<void> {
   const dir = stateDir()
   const state = await loadState(dir)
   if (!state) throw new UsageError(`no quickstart state in ${dir}: nothing to stop`)
-  await runSelf(['umount', state.mountpoint], { EDFS_CONFIG: join(dir, 'config.json') }, 'inherit').catch((err) =>
-    process.stderr.write(`edfs: ${(err as Error).message}\n`),
-  )
+  if (await findFuseMount(state.mountpoint)) {
+    await runSelf(['umount', state.mountpoint], { EDFS_CONFIG: join(dir, 'config.json') }, 'inherit').catch((err) =>
+      process.stderr.write(`edfs: ${(err as Error).message}\n`),
+    )
+  }
   for (const s of state.servers) {
     try {
       process.kill(s.pid, 'SIGTERM')
