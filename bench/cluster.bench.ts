@@ -9,6 +9,7 @@ import { Cluster } from '../src/cluster'
 import { ServerClient } from '../src/cluster/server-client'
 import { openChunk, sealChunk, sealedLength } from '../src/crypto'
 import { BENCH_USER, BenchServer, benchRoot, startBenchServer, stopAll } from './cluster-servers'
+import { dropCaches } from './drop-caches'
 
 const MiB = 1024 * 1024
 const CHUNK = 4 * MiB
@@ -63,6 +64,7 @@ async function main(): Promise<void> {
     await w.sync()
     await w.close()
     results.diskWrite = mbps(TOTAL, now() - t0)
+    await dropCaches() // a cold read of the disk, as the servers' reads below are
     t0 = now()
     const r = await open(file, 'r')
     const buf = Buffer.allocUnsafe(CHUNK)
@@ -115,6 +117,7 @@ async function main(): Promise<void> {
     // 4. Fetch through the cluster, in file order with 8 chunks in flight (as read-ahead does):
     //    every blob hash-checked by the cluster (sha256 = id) and opened (AES-GCM).
     let servedBefore = await served(servers)
+    await dropCaches()
     t0 = now()
     let opened = 0
     await pipeline(CHUNKS, FETCH_WINDOW, async (i) => {
@@ -126,6 +129,7 @@ async function main(): Promise<void> {
 
     // 5. The bulk path: getMany in batches of 32 (grouped by server, 4 requests per server).
     servedBefore = await served(servers)
+    await dropCaches()
     t0 = now()
     for (let b = 0; b < CHUNKS; b += FETCH_BATCH) {
       await cluster.getMany(ids.slice(b, b + FETCH_BATCH), (id, sealed) => {

@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { cachesDropped, dropCaches } from './drop-caches'
 import { ServerClient } from '../src/cluster/server-client'
 import { BENCH_USER, startBenchServer, stopAll, type BenchServer } from './cluster-servers'
 
@@ -53,14 +54,6 @@ async function must(cmd: string, args: string[], opts: Parameters<typeof run>[2]
 
 const sh = (script: string) => must('sh', ['-c', script])
 
-let canDrop = true
-async function dropCaches(): Promise<void> {
-  const r = await run('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches'])
-  if (r.code !== 0 && canDrop) {
-    canDrop = false
-    console.log(`# cannot drop caches (${r.stderr.trim()}): "cold" local figures are warm`)
-  }
-}
 
 async function loadavg(): Promise<string> {
   return (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
@@ -201,7 +194,7 @@ async function main(): Promise<void> {
     console.log(`| daemon peak RSS (VmHWM), cache ${CACHE} | | ${(peakRss / 1e6).toFixed(0)} MB | | <= ${(rssTarget / 1e6).toFixed(0)} MB | ${peakRss <= rssTarget ? 'met' : 'MISSED'} |`)
     const bpb = res.bytesPerByte!.mount
     console.log(`| bytes from servers per byte read (cold sequential) | | ${bpb.toFixed(4)} | | <= 1.01 | ${bpb <= 1.01 ? 'met' : 'MISSED'} |`)
-    console.log(`\n# load average at the end ${await loadavg()}; drop_caches ${canDrop ? 'used' : 'NOT available'}`)
+    console.log(`\n# load average at the end ${await loadavg()}; drop_caches ${cachesDropped() ? 'used' : 'NOT available'}`)
     await writeFile(path.join(os.tmpdir(), 'edfs-mount-bench-last.json'), JSON.stringify({ res, peakRss, bpb }, null, 2))
     for (const c of clients) c.close()
   } finally {

@@ -3,10 +3,11 @@
 // Run: npm run bench:server   (EDFS_BENCH_MIB=256 for a shorter run)
 import { spawn, ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { mkdir, open, readFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { dropCaches } from './drop-caches'
 import { ServerClient } from '../src/cluster/server-client'
 
 const BLOB = 4 * 1024 * 1024
@@ -64,15 +65,6 @@ function run(cmd: string, args: string[], input?: string): Promise<void> {
   })
 }
 
-async function dropCaches(): Promise<boolean> {
-  await run('sync', [])
-  try {
-    writeFileSync('/proc/sys/vm/drop_caches', '3\n')
-    return true
-  } catch {
-    return false
-  }
-}
 
 function startServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
