@@ -24,6 +24,8 @@ export class ChunkCache {
       maxSize: Math.max(maxBytes, 1),
       sizeCalculation: (v) => Math.max(v.length, 1),
       fetchMethod: (_k, _stale, { context }) => this.load(context),
+      // A fetch in flight is evicted when the cache fills around it; its reader still wants the bytes.
+      ignoreFetchAbort: true,
     })
   }
 
@@ -41,7 +43,7 @@ export class ChunkCache {
   async range(fileId: Buffer, index: number, ref: ChunkRef, start: number, end: number): Promise<Buffer> {
     const whole = this.lru.get(ref.id)
     if (whole) return whole.subarray(start, end)
-    const span = blockSpan(start, end, ref.len)
+    const span = blockSpan(start, end, ref.blob ?? ref.len)
     const blocks = await Promise.all(
       Array.from({ length: span.lastBlock - span.firstBlock + 1 }, (_, k) => {
         const block = span.firstBlock + k
@@ -70,9 +72,10 @@ export class ChunkCache {
       const sealed = await this.store.get(ref.id)
       return openChunk(this.key, fileId, index, sealed)
     }
-    const span = blockSpan(ctx.block * BLOCK_SIZE, Math.min((ctx.block + 1) * BLOCK_SIZE, ref.len), ref.len)
+    const blobLen = ref.blob ?? ref.len
+    const span = blockSpan(ctx.block * BLOCK_SIZE, Math.min((ctx.block + 1) * BLOCK_SIZE, blobLen), blobLen)
     return this.store.getRange(ref.id, { start: span.sealedStart, end: span.sealedEnd }, (bytes) =>
-      openBlocks(this.key, fileId, index, ref.len, ctx.block!, bytes),
+      openBlocks(this.key, fileId, index, blobLen, ctx.block!, bytes),
     )
   }
 }

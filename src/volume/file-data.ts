@@ -26,6 +26,8 @@ interface DirtyChunk {
   len: number
   /** Settles once the chunk's previous contents are loaded into `buf`. */
   ready: Promise<void>
+  /** Writes about to copy into `buf`: back-pressure leaves such a buffer alone until they have. */
+  writers: number
 }
 
 /** Per-inode state while a file is open or has data not yet committed. */
@@ -110,12 +112,19 @@ export class FileData {
       const chunkStart = i * this.C
       const from = Math.max(position, chunkStart) - chunkStart
       const to = Math.min(end, chunkStart + this.C) - chunkStart
-      const dc = await this.dirtyChunk(f, i, from, to)
+      // The buffer may have gone to upload (a flush) while we waited for it: then take the next one.
+      let dc = await this.dirtyChunk(f, i, from, to)
+      while (f.dirty.get(i) !== dc) {
+        dc.writers--
+        dc = await this.dirtyChunk(f, i, from, to)
+      }
       if (to > dc.buf.length) this.grow(dc, to)
       if (from > dc.len) dc.buf.fill(0, dc.len, from)
       data.copy(dc.buf, from, chunkStart + from - position, chunkStart + to - position)
       dc.len = Math.max(dc.len, to)
-      if (dc.len === this.C && to === this.C) this.startUpload(f, i)
+      dc.writers--
+      // A full chunk is done; under back-pressure, so is any buffer no other write holds.
+      if ((dc.len === this.C && to === this.C) || (this.memory.full && dc.writers === 0)) this.startUpload(f, i)
     }
     f.size = Math.max(f.size, end)
     f.mtimeMs = Date.now()
@@ -167,25 +176,33 @@ export class FileData {
     for (const i of [...f.uploaded.keys()]) if (i >= count) f.uploaded.delete(i)
     const tail = Math.floor(size / this.C)
     const ref = size % this.C !== 0 && !f.dirty.has(tail) ? f.ref(tail) : null
-    if (ref && ref.len > size - tail * this.C) f.uploaded.set(tail, { id: ref.id, len: size - tail * this.C })
+    // The blob keeps its length: Range reads need it to find its blocks and its last one.
+    if (ref && ref.len > size - tail * this.C) f.uploaded.set(tail, { id: ref.id, len: size - tail * this.C, blob: ref.blob ?? ref.len })
     f.size = size
     f.mtimeMs = Date.now()
     f.changed = true
   }
 
+  /** The chunk's write buffer, claimed for one write (the caller releases `writers`). */
   private async dirtyChunk(f: FileState, i: number, from: number, to: number): Promise<DirtyChunk> {
     for (;;) {
       await f.uploads.get(i)
       const existing = f.dirty.get(i)
       if (existing) {
-        await existing.ready
+        existing.writers++
+        try {
+          await existing.ready
+        } catch (err) {
+          existing.writers--
+          throw new FsError('EIO', `could not read chunk ${i} to modify it: ${(err as Error).message}`)
+        }
         return existing
       }
       if (!this.memory.full) break
-      // Back-pressure: push out every buffered chunk, then wait for memory to come back.
+      // Back-pressure: push out every buffered chunk no write is about to fill, then wait for memory.
       for (const holder of this.holders) {
         if (holder.dirty.size === 0) this.holders.delete(holder)
-        for (const j of [...holder.dirty.keys()]) this.startUpload(holder, j)
+        for (const [j, dc] of [...holder.dirty]) if (dc.writers === 0) this.startUpload(holder, j)
       }
       await this.memory.changed()
     }
@@ -194,7 +211,7 @@ export class FileData {
     const load = !!ref && ref.len > 0 && !(from === 0 && to >= Math.min(ref.len, validEnd))
     const capacity = this.capacityFor(Math.max(to, load ? ref!.len : 0))
     this.memory.take(capacity)
-    const dc: DirtyChunk = { buf: Buffer.allocUnsafe(capacity), len: 0, ready: Promise.resolve() }
+    const dc: DirtyChunk = { buf: Buffer.allocUnsafe(capacity), len: 0, ready: Promise.resolve(), writers: 1 }
     f.dirty.set(i, dc)
     this.holders.add(f)
     if (load) {
@@ -205,8 +222,11 @@ export class FileData {
       try {
         await dc.ready
       } catch (err) {
-        f.dirty.delete(i)
-        this.memory.give(dc.buf.length)
+        // An upload that took the buffer meanwhile drops it and gives its memory back.
+        if (f.dirty.get(i) === dc) {
+          f.dirty.delete(i)
+          this.memory.give(dc.buf.length)
+        }
         throw new FsError('EIO', `could not read chunk ${i} to modify it: ${(err as Error).message}`)
       }
     }
@@ -240,14 +260,20 @@ export class FileData {
   }
 
   private async upload(f: FileState, i: number, dc: DirtyChunk): Promise<void> {
+    try {
+      await dc.ready
+    } catch {
+      return // loading the old contents failed: no write went into this buffer
+    }
     while (this.uploadSlots.full) await this.uploadSlots.changed()
     this.uploadSlots.take(1)
+    const len = dc.len
     try {
-      const plain = dc.buf.subarray(0, dc.len)
+      const plain = dc.buf.subarray(0, len)
       const sealed = sealChunk(this.contentsKey, f.fileId, i, plain)
       const id = await blobId(sealed)
       await this.store.put(id, sealed)
-      const ref = { id, len: dc.len }
+      const ref = { id, len }
       f.uploaded.set(i, ref)
       // The cache charges what it holds: hand it the buffer only when no spare capacity hides behind it.
       this.cache.put(ref, plain.length === dc.buf.length ? dc.buf : Buffer.from(plain))
@@ -256,6 +282,7 @@ export class FileData {
       // Keep the data for the next flush to retry, unless newer writes replaced it meanwhile.
       if (!f.dirty.has(i)) {
         f.dirty.set(i, dc)
+        this.holders.add(f)
         this.memory.take(dc.buf.length)
       }
     } finally {
@@ -266,7 +293,13 @@ export class FileData {
   private async readPiece(f: FileState, i: number, from: number, to: number, out: Buffer, sequential: boolean): Promise<void> {
     await f.uploads.get(i)
     const dc = f.dirty.get(i)
-    if (dc) await dc.ready.catch(() => undefined)
+    if (dc) {
+      try {
+        await dc.ready
+      } catch (err) {
+        throw new FsError('EIO', `could not read chunk ${i}: ${(err as Error).message}`)
+      }
+    }
     const ref = dc ? null : f.ref(i)
     const have = dc ? dc.len : (ref?.len ?? 0)
     const dataEnd = Math.min(to, have)

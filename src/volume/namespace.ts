@@ -8,9 +8,17 @@ import { splitParent, splitPath } from './paths'
 export interface ChunkRef {
   /** Blob id of the sealed chunk. */
   id: string
-  /** Plaintext bytes in the blob; bytes of the chunk past it read as zeros. */
+  /** Plaintext bytes of the chunk that count; bytes of the chunk past it read as zeros. */
   len: number
+  /** The blob's own plaintext length, when a truncate made `len` shorter (Range reads need it). */
+  blob?: number
 }
+
+/** A chunk ref as journal entries and checkpoints store it. */
+export type StoredRef = [string, number] | [string, number, number]
+
+export const storeRef = (r: ChunkRef): StoredRef => (r.blob !== undefined ? [r.id, r.len, r.blob] : [r.id, r.len])
+export const loadRef = (r: StoredRef): ChunkRef => (r.length === 3 ? { id: r[0], len: r[1], blob: r[2] } : { id: r[0], len: r[1] })
 
 export type Kind = 'dir' | 'file' | 'symlink'
 
@@ -39,12 +47,12 @@ export type Entry =
   | { t: 'link'; dir: string; name: string; ino: string }
   | { t: 'unlink'; dir: string; name: string }
   | { t: 'drop'; ino: string }
-  | { t: 'chunks'; ino: string; size: number; set: [number, [string, number] | null][] }
+  | { t: 'chunks'; ino: string; size: number; set: [number, StoredRef | null][] }
 
 /** An inode as stored in a checkpoint. */
 export interface SerializedInode extends InodeAttrs {
   entries?: [string, string][]
-  chunks?: ([string, number] | null)[]
+  chunks?: (StoredRef | null)[]
 }
 
 export const DIR_SIZE = 4096
@@ -225,7 +233,7 @@ export class Namespace {
 
   /** Sets the file's size and some chunk refs; the chunk list is trimmed to the size. */
   setChunks(node: Inode, size: number, set: [number, ChunkRef | null][]): void {
-    this.record({ t: 'chunks', ino: node.id, size, set: set.map(([i, ref]) => [i, ref ? [ref.id, ref.len] : null]) })
+    this.record({ t: 'chunks', ino: node.id, size, set: set.map(([i, ref]) => [i, ref ? storeRef(ref) : null]) })
   }
 
   /** Removes an inode that no name and no open file refers to any more. */
@@ -281,7 +289,7 @@ export class Namespace {
         const node = this.inodes.get(entry.ino)
         if (!node || node.kind !== 'file') throw new Error(`journal: chunks for unknown file ${entry.ino}`)
         const chunks = node.chunks!
-        for (const [i, ref] of entry.set) chunks[i] = ref ? { id: ref[0], len: ref[1] } : null
+        for (const [i, ref] of entry.set) chunks[i] = ref ? loadRef(ref) : null
         const count = Math.ceil(entry.size / this.chunkSize)
         for (let i = 0; i < count; i++) if (chunks[i] === undefined) chunks[i] = null
         chunks.length = count
@@ -305,7 +313,7 @@ export class Namespace {
       const { entries, chunks, ...attrs } = node
       const s: SerializedInode = { ...attrs }
       if (entries) s.entries = [...entries]
-      if (chunks) s.chunks = chunks.map((c) => (c ? [c.id, c.len] : null))
+      if (chunks) s.chunks = chunks.map((c) => (c ? storeRef(c) : null))
       out.push(s)
     }
     return out
@@ -317,7 +325,7 @@ export class Namespace {
       const { entries, chunks, ...attrs } = s
       const node: Inode = { ...attrs }
       if (attrs.kind === 'dir') node.entries = new Map(entries ?? [])
-      if (attrs.kind === 'file') node.chunks = (chunks ?? []).map((c) => (c ? { id: c[0], len: c[1] } : null))
+      if (attrs.kind === 'file') node.chunks = (chunks ?? []).map((c) => (c ? loadRef(c) : null))
       ns.inodes.set(node.id, node)
     }
     for (const node of ns.inodes.values()) {
