@@ -84,6 +84,19 @@ export class Lease {
     }
   }
 
+  /**
+   * Before a commit: a lease that ran out (this holder was cut off from the servers for its whole
+   * TTL) is renewed first; if another writer took it meanwhile, the lease is lost and the commit
+   * must not happen, so two writers never both advance the head.
+   */
+  async ensureValid(marginMs = 5000): Promise<void> {
+    if (this.lost || Date.now() < this.value.expiresMs - marginMs) return
+    await this.renew()
+    if (!this.lost && Date.now() >= this.value.expiresMs - marginMs) {
+      this.lost = new Error('the lease could not be renewed before it expired (servers unreachable)')
+    }
+  }
+
   /** Gives the lease back (an expired copy), so another writer need not wait. */
   async release(): Promise<void> {
     if (this.timer) clearInterval(this.timer)

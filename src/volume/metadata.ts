@@ -1,6 +1,7 @@
 // The volume's metadata on the servers: a head record (sealed, compare-and-swap on several servers)
 // names the latest checkpoint (the whole namespace, sealed, in pieces) and the journal blobs
 // written after it. docs/volume.md describes the formats.
+import { randomBytes } from 'node:crypto'
 import { VolumeKeys, blobId, openMeta, recordName, sealMeta } from '../crypto'
 import { Entry, Namespace, SerializedInode } from './namespace'
 import { ReplicatedRecord } from './replicated-record'
@@ -25,6 +26,8 @@ export interface Head {
   tail?: Entry[]
   tailBytes?: number
   updatedAt: number
+  /** Random id of the writer that wrote this head: its own earlier write is not another writer's. */
+  writer?: string
 }
 
 /** A metadata blob could not be read or opened: the volume cannot be loaded past it. */
@@ -58,6 +61,9 @@ export interface LoadResult {
 }
 
 export class MetadataLog {
+  /** This writer's id, written into every head it writes. */
+  private readonly writer = randomBytes(8).toString('hex')
+
   private constructor(
     private readonly store: VolumeStore,
     private readonly keys: VolumeKeys,
@@ -176,8 +182,10 @@ export class MetadataLog {
   private async advance(next: Head): Promise<void> {
     const prevSeq = this.current.seq
     try {
-      // A copy may be replaced when it is ours or older (a server that missed commits).
-      await this.record.write(next, (copy) => !copy || (copy.volumeId === next.volumeId && copy.seq <= prevSeq))
+      // A copy may be replaced when it is older (a server that missed commits) or ours (a write whose
+      // answer was lost, e.g. a timeout after the server had stored it).
+      await this.record.write({ ...next, writer: this.writer }, (copy) =>
+        !copy || (copy.volumeId === next.volumeId && (copy.seq <= prevSeq || copy.writer === this.writer)))
     } catch (err) {
       if ((err as Error).name === 'RecordConflictError') throw new HeadMovedError()
       throw err

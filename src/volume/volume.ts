@@ -308,6 +308,7 @@ export class Volume implements FileSystem {
 
   /** Commits every pending metadata change now (group commit). */
   async commit(): Promise<void> {
+    if (this.lease) await this.lease.ensureValid()
     if (this.lease?.lost) throw new FsError('EIO', `lease lost: ${this.lease.lost.message}`)
     await this.committer.commit()
   }
@@ -371,17 +372,21 @@ export class Volume implements FileSystem {
       this.ns.restorePending(entries)
       throw err
     }
-    if (this.log.needsCheckpoint() && ![...this.states.values()].some((s) => s.busy || s.changed)) {
+    // A checkpoint must hold committed state only: not while changes made during this commit wait.
+    if (this.log.needsCheckpoint() && !this.ns.hasPending() && ![...this.states.values()].some((s) => s.busy || s.changed)) {
       await this.log.checkpoint(this.ns).catch((err) => this.opts.log?.(`checkpoint postponed: ${(err as Error).message}`))
     }
   }
 
-  private scheduleCommit(): void {
+  private scheduleCommit(delayMs = this.opts.commitDelayMs ?? 100): void {
     if (this.commitTimer || this.closed) return
     this.commitTimer = setTimeout(() => {
       this.commitTimer = null
-      this.commit().catch((err) => this.opts.log?.(`background commit failed (will retry): ${(err as Error).message}`))
-    }, this.opts.commitDelayMs ?? 100)
+      this.commit().catch((err) => {
+        this.opts.log?.(`background commit failed (will retry): ${(err as Error).message}`)
+        if (!(err instanceof HeadMovedError) && !this.lease?.lost) this.scheduleCommit(1000)
+      })
+    }, delayMs)
     this.commitTimer.unref()
   }
 

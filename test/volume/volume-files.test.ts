@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { deriveVolumeKeys } from '../../src/crypto'
 import { FsError, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } from '../../src/volume/fs-types'
+import { Lease } from '../../src/volume/lease'
 import { Volume } from '../../src/volume/volume'
 import { MemoryStore } from './fixtures/memory-store'
 
@@ -241,7 +242,6 @@ t.test('one writer at a time; a reader follows the writer', async (t) => {
 
 t.test('a lease left by a dead process of this host is taken over at once', async (t) => {
   const { open, store, keys } = await newVolume()
-  const { Lease } = await import('../../src/volume/lease')
   const { spawn } = await import('node:child_process')
   const child = spawn(process.execPath, ['-e', ''])
   const deadPid = await new Promise<number>((res) => child.on('exit', () => res(child.pid!)))
@@ -255,6 +255,48 @@ t.test('a lease left by a dead process of this host is taken over at once', asyn
   await w.close()
   await record.write({ holder: 'other host', host: 'elsewhere', pid: deadPid, token: 'y', sinceMs: now, expiresMs: Date.now() + 60_000 }, () => true)
   await t.rejects(open(), /open for writing by other host/, 'a live lease of another host is respected')
+})
+
+t.test('a writer whose lease ran out renews it before committing, or stops if another took it', async (t) => {
+  const { store, keys } = await newVolume()
+  const ttl = 300
+  const cutOff = (l: Lease) => (l.renew = async () => undefined) // renewals never arrive
+  const first = await Lease.acquire(store, keys, 'first', ttl)
+  cutOff(first)
+  await new Promise((res) => setTimeout(res, ttl + 50))
+  delete (first as { renew?: unknown }).renew
+  await first.ensureValid(50)
+  t.equal(first.lost, null, 'nobody took it: renewed, still the holder')
+  t.ok(first.holder.expiresMs > Date.now(), 'with a new expiry')
+  cutOff(first)
+  await new Promise((res) => setTimeout(res, ttl + 50))
+  const second = await Lease.acquire(store, keys, 'second', 60_000)
+  delete (first as { renew?: unknown }).renew
+  await first.ensureValid(50)
+  t.match(first.lost?.message ?? '', /./, 'taken over meanwhile: the first writer knows it lost the lease')
+  await second.release()
+  await first.release()
+})
+
+t.test('a head write whose answers were lost is retried, not mistaken for another writer', async (t) => {
+  const { store, open } = await newVolume()
+  const v = await open(false, { commitDelayMs: 60_000 })
+  const cas = store.casRecord.bind(store)
+  let loseAnswers = false
+  store.casRecord = async (...args: Parameters<MemoryStore['casRecord']>) => {
+    const version = await cas(...args)
+    if (loseAnswers) throw new Error('timeout: no answer (the server stored it)')
+    return version
+  }
+  await v.mkdir('/kept', 0o755, 0, 0)
+  loseAnswers = true
+  await t.rejects(v.commit(), /timeout/, 'the commit fails as far as the writer knows')
+  loseAnswers = false
+  await v.commit()
+  await v.close()
+  const ro = await open(true)
+  t.equal((await ro.getattr('/kept')).mode & 0o170000, 0o040000, 'the retried commit landed')
+  await ro.close()
 })
 
 t.test('10,000 metadata changes: checkpoints bound the journal, load is fast', async (t) => {
