@@ -45,10 +45,17 @@ export class FileState {
   error: Error | null = null
   readonly fileId: Buffer
 
-  constructor(readonly node: Inode) {
+  constructor(public node: Inode) {
     this.size = node.size
     this.mtimeMs = node.mtimeMs
     this.fileId = Buffer.from(node.id, 'hex')
+  }
+
+  /** A reader's open file moves to the inode of a newer namespace (it holds no writes of its own). */
+  rebase(node: Inode): void {
+    this.node = node
+    this.size = node.size
+    this.mtimeMs = node.mtimeMs
   }
 
   ref(index: number): ChunkRef | null {

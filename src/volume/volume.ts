@@ -394,12 +394,21 @@ export class Volume implements FileSystem {
     this.followTimer = setInterval(() => {
       this.log.refresh(this.ns).then(
         (next) => {
-          if (next) this.ns = next
+          if (next) this.adopt(next)
         },
         (err) => this.opts.log?.(`could not follow the volume head: ${(err as Error).message}`),
       )
     }, intervalMs)
     this.followTimer.unref()
+  }
+
+  /** A reader moves to the writer's newer namespace; its open files take their committed size and chunks. */
+  private adopt(next: Namespace): void {
+    this.ns = next
+    for (const state of this.states.values()) {
+      const node = next.get(state.node.id)
+      if (node) state.rebase(node)
+    }
   }
 
   // ---- helpers ----

@@ -240,6 +240,25 @@ t.test('one writer at a time; a reader follows the writer', async (t) => {
   await r.close()
 })
 
+t.test('a reader with a file open sees the size and contents the writer commits later', async (t) => {
+  const { open } = await newVolume()
+  const w = await open()
+  const first = randomBytes(3 * C + 10)
+  await writeFile(w, '/grow', first)
+  const r = await open(true, { followIntervalMs: 20 })
+  const fh = await r.open('/grow', O_RDONLY)
+  const more = Buffer.concat([first, randomBytes(2 * C)])
+  await writeFile(w, '/grow', more)
+  await new Promise((res) => setTimeout(res, 200))
+  t.equal((await r.getattr('/grow')).size, more.length, 'the new size, though the file stayed open')
+  const buf = Buffer.alloc(more.length)
+  t.equal(await r.read(fh, buf, buf.length, 0), more.length)
+  t.ok(buf.equals(more), 'the new contents')
+  await r.release(fh)
+  await r.close()
+  await w.close()
+})
+
 t.test('a lease left by a dead process of this host is taken over at once', async (t) => {
   const { open, store, keys } = await newVolume()
   const { spawn } = await import('node:child_process')
