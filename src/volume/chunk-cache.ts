@@ -1,15 +1,16 @@
 // Decrypted chunks in memory, bounded in bytes. Concurrent reads of one chunk share one fetch
 // (lru-cache's fetch). Sequential readers load whole chunks; random readers load only the 64 KiB
-// AEAD blocks they touch, through an HTTP Range request.
+// AEAD blocks they touch, through an HTTP Range request. Inline chunks (small files, kept in the
+// metadata) are already in memory and are served as they are.
 import { LRUCache } from 'lru-cache'
 import { BLOCK_SIZE, blockSpan, openBlocks, openChunk } from '../crypto'
-import { ChunkRef } from './namespace'
+import { BlobRef, ChunkRef, isBlobRef } from './namespace'
 import { VolumeStore } from './store'
 
 interface FetchContext {
   fileId: Buffer
   index: number
-  ref: ChunkRef
+  ref: BlobRef
   block?: number
 }
 
@@ -35,12 +36,14 @@ export class ChunkCache {
 
   /** The whole plaintext of a chunk (ref.len bytes). */
   async chunk(fileId: Buffer, index: number, ref: ChunkRef): Promise<Buffer> {
+    if (!isBlobRef(ref)) return ref.inline
     const v = await this.lru.fetch(ref.id, { context: { fileId, index, ref } })
     return v!
   }
 
   /** Plaintext bytes [start, end) of a chunk, fetching only the blocks needed unless the chunk is cached. */
   async range(fileId: Buffer, index: number, ref: ChunkRef, start: number, end: number): Promise<Buffer> {
+    if (!isBlobRef(ref)) return ref.inline.subarray(start, end)
     const whole = this.lru.get(ref.id)
     if (whole) return whole.subarray(start, end)
     const span = blockSpan(start, end, ref.blob ?? ref.len)
@@ -57,12 +60,12 @@ export class ChunkCache {
 
   /** Starts loading a chunk in the background (read-ahead); errors surface on the real read. */
   prefetch(fileId: Buffer, index: number, ref: ChunkRef): void {
-    if (this.lru.has(ref.id)) return
+    if (!isBlobRef(ref) || this.lru.has(ref.id)) return
     this.lru.fetch(ref.id, { context: { fileId, index, ref } }).catch(() => undefined)
   }
 
   /** Seeds the cache with a chunk just written (its plaintext is known). */
-  put(ref: ChunkRef, plain: Buffer): void {
+  put(ref: BlobRef, plain: Buffer): void {
     this.lru.set(ref.id, plain)
   }
 

@@ -3,7 +3,7 @@
 import { blobId, sealChunk } from '../crypto'
 import { ChunkCache } from './chunk-cache'
 import { FsError } from './fs-types'
-import { ChunkRef, Inode } from './namespace'
+import { ChunkRef, INLINE_MAX, Inode, cutRef } from './namespace'
 import { VolumeStore } from './store'
 
 export interface FileDataOptions {
@@ -183,8 +183,7 @@ export class FileData {
     for (const i of [...f.uploaded.keys()]) if (i >= count) f.uploaded.delete(i)
     const tail = Math.floor(size / this.C)
     const ref = size % this.C !== 0 && !f.dirty.has(tail) ? f.ref(tail) : null
-    // The blob keeps its length: Range reads need it to find its blocks and its last one.
-    if (ref && ref.len > size - tail * this.C) f.uploaded.set(tail, { id: ref.id, len: size - tail * this.C, blob: ref.blob ?? ref.len })
+    if (ref && ref.len > size - tail * this.C) f.uploaded.set(tail, cutRef(ref, size - tail * this.C))
     f.size = size
     f.mtimeMs = Date.now()
     f.changed = true
@@ -272,9 +271,14 @@ export class FileData {
     } catch {
       return // loading the old contents failed: no write went into this buffer
     }
+    const len = dc.len
+    if (i === 0 && f.size <= INLINE_MAX && len <= INLINE_MAX) {
+      // A small file: its data goes into the metadata with the next commit, no blob to store.
+      f.uploaded.set(0, { inline: Buffer.from(dc.buf.subarray(0, len)), len })
+      return
+    }
     while (this.uploadSlots.full) await this.uploadSlots.changed()
     this.uploadSlots.take(1)
-    const len = dc.len
     try {
       const plain = dc.buf.subarray(0, len)
       const sealed = sealChunk(this.contentsKey, f.fileId, i, plain)

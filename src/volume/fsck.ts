@@ -2,7 +2,7 @@
 // (its metadata blobs min(N, max(3, R+1))). `repair` copies an under-replicated blob back onto its
 // home servers from a copy that passes the hash check.
 import { referencedBlobs } from './gc'
-import { Namespace } from './namespace'
+import { Namespace, chunkBlobs } from './namespace'
 import { joinPath } from './paths'
 import { VolumeStore, metadataCopies } from './store'
 
@@ -74,11 +74,11 @@ export function filesUsing(ns: Namespace, ids: Set<string>): Map<string, string[
       const childPath = joinPath(path, name)
       if (child.kind === 'dir') visit(child.id, childPath)
       else if (child.kind === 'file') {
-        for (const c of child.chunks!) {
-          if (c && ids.has(c.id)) {
-            const list = out.get(c.id) ?? []
+        for (const { ref } of chunkBlobs(child)) {
+          if (ids.has(ref.id)) {
+            const list = out.get(ref.id) ?? []
             list.push(childPath)
-            out.set(c.id, list)
+            out.set(ref.id, list)
           }
         }
       }

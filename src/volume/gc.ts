@@ -3,7 +3,7 @@
 // checkpoint pieces that a newer checkpoint replaced — are deleted once they are older than a grace
 // period. Only the lease holder collects (no other writer can add references meanwhile); the grace
 // period protects blobs that a crashed or still-running writer uploaded but did not yet commit.
-import { Namespace } from './namespace'
+import { Namespace, chunkBlobs } from './namespace'
 import { VolumeStore } from './store'
 
 export interface GcOptions {
@@ -49,7 +49,7 @@ export function referencedBlobs(ns: Namespace, metadataBlobs: Iterable<string>):
   const refs = new Set<string>(metadataBlobs)
   for (const node of ns.all()) {
     if (node.kind !== 'file') continue
-    for (const c of node.chunks ?? []) if (c) refs.add(c.id)
+    for (const { ref } of chunkBlobs(node)) refs.add(ref.id)
   }
   return refs
 }

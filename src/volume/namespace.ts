@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto'
 import { FsError, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './fs-types'
 import { splitParent, splitPath } from './paths'
 
-export interface ChunkRef {
+/** A chunk stored as a sealed blob on the servers. */
+export interface BlobRef {
   /** Blob id of the sealed chunk. */
   id: string
   /** Plaintext bytes of the chunk that count; bytes of the chunk past it read as zeros. */
@@ -14,11 +15,53 @@ export interface ChunkRef {
   blob?: number
 }
 
-/** A chunk ref as journal entries and checkpoints store it. */
-export type StoredRef = [string, number] | [string, number, number]
+/**
+ * A small file's data kept in the metadata itself (sealed with it): closing the file then costs one
+ * round of server writes (the commit), not two (the blob, then the commit).
+ */
+export interface InlineRef {
+  inline: Buffer
+  /** Always inline.length. */
+  len: number
+}
 
-export const storeRef = (r: ChunkRef): StoredRef => (r.blob !== undefined ? [r.id, r.len, r.blob] : [r.id, r.len])
-export const loadRef = (r: StoredRef): ChunkRef => (r.length === 3 ? { id: r[0], len: r[1], blob: r[2] } : { id: r[0], len: r[1] })
+export type ChunkRef = BlobRef | InlineRef
+
+export const isBlobRef = (r: ChunkRef): r is BlobRef => 'id' in r
+
+/** Files up to this size keep their data inline (in the metadata) instead of in a blob. */
+export const INLINE_MAX = 4096
+
+/** A chunk ref as journal entries and checkpoints store it. */
+export type StoredRef = [string, number] | [string, number, number] | { inline: string }
+
+export function storeRef(r: ChunkRef): StoredRef {
+  if (!isBlobRef(r)) return { inline: r.inline.toString('base64') }
+  return r.blob !== undefined ? [r.id, r.len, r.blob] : [r.id, r.len]
+}
+
+export function loadRef(r: StoredRef): ChunkRef {
+  if (!Array.isArray(r)) {
+    const inline = Buffer.from(r.inline, 'base64')
+    return { inline, len: inline.length }
+  }
+  return r.length === 3 ? { id: r[0], len: r[1], blob: r[2] } : { id: r[0], len: r[1] }
+}
+
+/** The ref cut to its first `len` bytes (a truncate inside the chunk): a blob keeps its own length. */
+export function cutRef(r: ChunkRef, len: number): ChunkRef {
+  if (!isBlobRef(r)) return { inline: Buffer.from(r.inline.subarray(0, len)), len }
+  return { id: r.id, len, blob: r.blob ?? r.len }
+}
+
+/** The blobs a file's chunks are stored in (inline chunks have none). */
+export function chunkBlobs(node: { chunks?: (ChunkRef | null)[] }): { ref: BlobRef; index: number }[] {
+  const out: { ref: BlobRef; index: number }[] = []
+  node.chunks?.forEach((ref, index) => {
+    if (ref && isBlobRef(ref)) out.push({ ref, index })
+  })
+  return out
+}
 
 export type Kind = 'dir' | 'file' | 'symlink'
 

@@ -27,8 +27,8 @@ t.test('gc frees overwritten and uncommitted chunks and nothing live', async (t)
   // Overwrite: the 4 old chunks of /over are garbage now.
   await randomFile(path.join(src, 'over'), 2 * C)
   await v.ok(t, ['put', '--force', path.join(src, 'over'), '/over'])
-  // Removed: the chunk of /gone is garbage.
-  await randomFile(path.join(src, 'gone'), 1000)
+  // Removed: the chunk of /gone is garbage (10,000 bytes: past the inline limit, so it has a blob).
+  await randomFile(path.join(src, 'gone'), 10_000)
   await v.ok(t, ['put', path.join(src, 'gone'), '/gone'])
   await v.ok(t, ['rm', '/gone'])
 

@@ -5,6 +5,7 @@ import t from 'tap'
 import { deriveVolumeKeys } from '../../src/crypto'
 import { FsError, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } from '../../src/volume/fs-types'
 import { Lease } from '../../src/volume/lease'
+import { INLINE_MAX } from '../../src/volume/namespace'
 import { Volume } from '../../src/volume/volume'
 import { MemoryStore } from './fixtures/memory-store'
 
@@ -162,6 +163,41 @@ t.test('partial overwrites racing with uploads under memory pressure lose nothin
   await w.close()
   const ro = await Volume.open(store, keys, { readOnly: true })
   t.ok((await readAll(ro, '/a')).equals(model), 'every overwrite is there after reopening')
+  await ro.close()
+})
+
+t.test('small files keep their data in the metadata: no blob, one commit; they grow into blobs', async (t) => {
+  const { store, open } = await newVolume()
+  const v = await open()
+  const blobsBefore = store.blobs.size
+  const small = randomBytes(INLINE_MAX)
+  await writeFile(v, '/small', small)
+  await writeFile(v, '/tiny', Buffer.from('hi\n'))
+  t.equal(store.blobs.size, blobsBefore, 'closing small files stored no blob (the data rode in the head)')
+  // Patch the middle, cut it, grow one past the limit.
+  const fh = await v.open('/small', O_RDWR)
+  await v.write(fh, Buffer.from('XYZ'), 3, 100)
+  small.write('XYZ', 100)
+  await v.flush(fh)
+  await v.release(fh)
+  await v.truncate('/tiny', 2)
+  const grown = Buffer.concat([randomBytes(INLINE_MAX), randomBytes(3 * C)])
+  await writeFile(v, '/grown', grown.subarray(0, 10))
+  const fg = await v.open('/grown', O_WRONLY)
+  await v.write(fg, grown.subarray(10), grown.length - 10, 10)
+  await v.flush(fg)
+  await v.release(fg)
+  t.ok(store.blobs.size > blobsBefore, 'a file past the limit is stored in blobs')
+  await v.close()
+  const ro = await open(true)
+  t.ok((await readAll(ro, '/small')).equals(small), 'patched in place')
+  t.equal((await readAll(ro, '/tiny')).toString(), 'hi', 'cut')
+  t.ok((await readAll(ro, '/grown')).equals(grown), 'grown into blobs, the inline start kept')
+  const fr = await ro.open('/small', O_RDONLY)
+  const piece = Buffer.alloc(50)
+  t.equal(await ro.read(fr, piece, 50, 90), 50)
+  t.ok(piece.equals(small.subarray(90, 140)), 'a read in the middle')
+  await ro.release(fr)
   await ro.close()
 })
 

@@ -6,7 +6,7 @@ import { Stats } from 'node:fs'
 import { lstat, mkdir, open, rename, rm, stat, symlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { Command } from 'commander'
-import { FsError, Inode, O_RDONLY } from '../../volume'
+import { FsError, Inode, O_RDONLY, chunkBlobs } from '../../volume'
 import { checkName } from '../../volume/paths'
 import { UsageError } from '../errors'
 import { CommonOptions, checkAborted, remoteBasename, remoteJoin, remotePath, withCommonOptions, withVolume } from '../file-commands'
@@ -203,11 +203,11 @@ async function getFile(volume: OpenVolume, file: Extract<Item, { kind: 'file' }>
 /** "; missing chunks: a (index 3), b (index 4)" for the chunks no live server holds. */
 async function missingChunks(volume: OpenVolume, node: Inode): Promise<string> {
   try {
-    const refs = (node.chunks ?? []).map((c, i) => ({ c, i })).filter((x) => x.c !== null)
-    const where = await volume.session.cluster.locate(refs.map((x) => x.c!.id))
-    const missing = refs.filter((x) => (where.get(x.c!.id) ?? []).length === 0)
+    const refs = chunkBlobs(node)
+    const where = await volume.session.cluster.locate(refs.map((x) => x.ref.id))
+    const missing = refs.filter((x) => (where.get(x.ref.id) ?? []).length === 0)
     if (missing.length === 0) return ''
-    const shown = missing.slice(0, 10).map((x) => `${x.c!.id} (chunk ${x.i})`).join(', ')
+    const shown = missing.slice(0, 10).map((x) => `${x.ref.id} (chunk ${x.index})`).join(', ')
     const more = missing.length > 10 ? ` and ${missing.length - 10} more` : ''
     const down = volume.session.cluster.members().filter((m) => !m.up).map((m) => m.url)
     return `; ${missing.length} of ${refs.length} chunks are on no live server: ${shown}${more}${down.length ? `; servers down: ${down.join(', ')}` : ''}`

@@ -1,7 +1,7 @@
 // `edfs ls [-l] [-R] [PATH]`: list a directory of the volume (read-only: no lease). Files whose chunks
 // are not all on some live server are marked `incomplete`; with fewer live copies than R, `degraded`.
 import { Command } from 'commander'
-import { Inode, S_IFMT } from '../../volume'
+import { Inode, S_IFMT, chunkBlobs } from '../../volume'
 import { CommonOptions, remoteJoin, remotePath, withCommonOptions, withVolume, writeStdout } from '../file-commands'
 import { formatSize } from '../units'
 import { OpenVolume } from '../volume-open'
@@ -74,16 +74,15 @@ function mark(text: string, h: FileHealth | undefined): string {
 export async function fileHealth(volume: OpenVolume, nodes: Iterable<Inode>): Promise<Map<string, FileHealth>> {
   const files = [...nodes].filter((n) => n.kind === 'file')
   const ids = new Set<string>()
-  for (const f of files) for (const c of f.chunks ?? []) if (c) ids.add(c.id)
+  for (const f of files) for (const { ref } of chunkBlobs(f)) ids.add(ref.id)
   const out = new Map<string, FileHealth>()
   if (ids.size === 0) return out
   const where = await volume.session.cluster.locate([...ids])
   const r = volume.head.replicas
   for (const f of files) {
     let h: FileHealth = 'ok'
-    for (const c of f.chunks ?? []) {
-      if (!c) continue
-      const copies = where.get(c.id)?.length ?? 0
+    for (const { ref } of chunkBlobs(f)) {
+      const copies = where.get(ref.id)?.length ?? 0
       if (copies === 0) {
         h = 'incomplete'
         break

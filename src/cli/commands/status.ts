@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
 import { ServerClient } from '../../cluster'
-import { Lease } from '../../volume'
+import { Lease, chunkBlobs } from '../../volume'
 import { configPath, loadConfig } from '../config'
 import { readPassword } from '../password'
 import { formatSize } from '../units'
@@ -85,7 +85,7 @@ async function status(opts: CommonOptions): Promise<void> {
       else {
         files++
         bytes += node.size
-        for (const c of node.chunks ?? []) if (c) chunks.add(c.id)
+        for (const { ref } of chunkBlobs(node)) chunks.add(ref.id)
       }
     }
     const where = await volume.session.cluster.locate([...chunks])
