@@ -181,6 +181,7 @@ export async function mount(mountPoint: string, ops: FuseOps, opts: MountOptions
   }
   const mnt = path.resolve(mountPoint)
   await clearStaleMount(mnt, log)
+  await assertEmptyMountPoint(mnt)
   const Fuse = loadFuse()
   const fuse = new Fuse(mnt, ops, buildFuseOptions(opts))
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())))
@@ -268,6 +269,20 @@ export async function forceUnmount(mountPoint: string): Promise<void> {
   const b = await run('umount', ['-l', mountPoint])
   if (b.code === 0) return
   throw new Error(`cannot unmount ${mountPoint}: ${a.output || 'fusermount failed'}; ${b.output || 'umount failed'}`)
+}
+
+/**
+ * libfuse 2 refuses a non-empty mount point with a message that only reaches the daemon's log, and
+ * mounting over files would hide them: refuse it here, saying why.
+ */
+export async function assertEmptyMountPoint(mountPoint: string): Promise<void> {
+  const dir = await opendir(mountPoint)
+  try {
+    const first = await dir.read()
+    if (first) throw new Error(`${mountPoint} is not empty (it holds ${first.name}, ...): mount on an empty directory, the files there would be hidden`)
+  } finally {
+    await dir.close().catch(() => {}) // already closed when read() reached the end
+  }
 }
 
 /**

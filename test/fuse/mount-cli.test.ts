@@ -1,9 +1,9 @@
 // `edfs mount` / `edfs umount` end to end: two real servers on loopback, `edfs init`, a background
 // mount (the daemon is a detached child of the CLI), ordinary programs on it, umount (flush, commit),
-// a remount that sees the data, and a daemon killed with SIGKILL whose stale mount the next mount
-// or umount clears.
+// a remount that sees the data, a non-empty mount point refused, and a daemon killed with SIGKILL
+// whose stale mount the next mount or umount clears.
 import t from 'tap'
-import { mkdtemp, mkdir, readFile, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { TEST_USER, runEdfs, startServers } from '../helpers/servers'
@@ -36,6 +36,15 @@ if (skip) {
     const servers = await startServers(t, 2)
     let r = await runEdfs(['init', '--servers', servers.map((s) => s.url).join(','), '--user', TEST_USER.name, '--config', cfg, '--password-stdin'], pw)
     t.equal(r.code, 0, `init: ${r.stderr}`)
+
+    // A mount point with files in it: refused up front, saying why; the files stay visible.
+    await writeFile(path.join(mnt, 'keep.txt'), 'mine\n')
+    r = await runEdfs(['mount', mnt, '--config', cfg, '--password-stdin'], pw)
+    t.equal(r.code, 1, 'a non-empty mount point is refused')
+    t.match(r.stderr, /^edfs: .*mnt is not empty \(it holds keep\.txt, \.\.\.\)/m)
+    t.same(await fuseMountsUnder(mnt), [], 'nothing mounted')
+    t.equal(await readFile(path.join(mnt, 'keep.txt'), 'utf8'), 'mine\n', 'the file is untouched')
+    await rm(path.join(mnt, 'keep.txt'))
 
     r = await runEdfs(['mount', mnt, '--config', cfg, '--password-stdin'], pw)
     t.equal(r.code, 0, `mount: ${r.stderr}`)
