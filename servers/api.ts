@@ -15,6 +15,8 @@ import { UserStores } from './user-stores'
 
 export interface ApiContext {
   id: string
+  /** Which file system dataDir is on (see disk-id.ts). */
+  disk: string
   version: string
   dataDir: string
   auth: Authenticator
@@ -60,7 +62,7 @@ export function apiResources(ctx: ApiContext): Resource[] {
       methods: {
         GET: async (rc) => {
           const fs = await statfs(ctx.dataDir)
-          const body: HealthBody = { id: ctx.id, version: ctx.version, freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize }
+          const body: HealthBody = { id: ctx.id, disk: ctx.disk, version: ctx.version, freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize }
           sendJson(rc.res, 200, body, { 'cache-control': 'no-store' })
         },
       },

@@ -8,6 +8,7 @@ import { Layout, prepareDataDir } from './layout'
 import { TrafficStats } from './stats'
 import { UserStores } from './user-stores'
 import { UserTable } from './users'
+import { diskId } from './disk-id'
 import { rm, readdir } from 'node:fs/promises'
 import path from 'node:path'
 
@@ -52,7 +53,7 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
   const traffic = new TrafficStats()
   const requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const resources = apiResources({
-    id: identity.id, version: opts.version ?? '0', dataDir: layout.root, auth, stores, traffic,
+    id: identity.id, disk: await diskId(layout.root, identity.id), version: opts.version ?? '0', dataDir: layout.root, auth, stores, traffic,
     maxBlobSize: opts.maxBlobSize ?? DEFAULT_MAX_BLOB_SIZE, requestTimeoutMs,
   })
   const front = new HttpFront(resources, auth, traffic, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 7001, tls: opts.tls, requestTimeoutMs, log })

@@ -275,21 +275,25 @@ export class Cluster {
   }
 
   /**
-   * Space on the live servers, added up (from their health answers). Servers sharing one disk are
-   * counted once each, so this overstates what such a setup can hold.
+   * Space on the live servers, added up (from their health answers), each disk once: servers that
+   * share a disk report the same `disk` id.
    */
   async capacity(): Promise<{ totalBytes: number; freeBytes: number }> {
     this.open()
     const live = this.pool.live()
     const answers = await Promise.allSettled(live.map((m) => this.idempotent(m, (c) => c.health())))
-    let totalBytes = 0
-    let freeBytes = 0
+    const disks = new Map<string, { totalBytes: number; freeBytes: number }>()
     answers.forEach((a, i) => {
       if (a.status === 'rejected') return
       live[i]!.markUp(a.value)
-      totalBytes += a.value.totalBytes
-      freeBytes += a.value.freeBytes
+      disks.set(a.value.disk, { totalBytes: a.value.totalBytes, freeBytes: a.value.freeBytes })
     })
+    let totalBytes = 0
+    let freeBytes = 0
+    for (const d of disks.values()) {
+      totalBytes += d.totalBytes
+      freeBytes += d.freeBytes
+    }
     return { totalBytes, freeBytes }
   }
 

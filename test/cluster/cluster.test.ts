@@ -3,11 +3,12 @@
 // records with compare-and-swap.
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, rm, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import {
   BlobIdMismatchError, ChunkUnavailableError, Cluster, ClusterConnectError, ServerError,
 } from '../../src/cluster'
+import { ServerClient } from '../../src/cluster/server-client'
 import { RunningServer, TEST_USER, startServers } from '../helpers/servers'
 import { MiB, blobPath, bytesServed, connect, makeBlobs, putAll, servedSince, sha, until } from './support'
 
@@ -22,6 +23,16 @@ t.test('cluster against 4 servers', async (t) => {
     t.equal(cluster.replicas, 2)
     t.same(cluster.members().map((m) => m.id).sort(), servers.map((s) => s.id).sort())
     t.ok(cluster.members().every((m) => m.up && m.health > 0))
+  })
+
+  await t.test('capacity: each disk once, however many servers share it', async (t) => {
+    const clients = servers.map((s) => new ServerClient({ url: s.url, user: '', password: '' }))
+    t.teardown(() => clients.forEach((c) => c.close()))
+    const healths = await Promise.all(clients.map((c) => c.health()))
+    const disks = new Map(healths.map((h) => [h.disk, h.totalBytes]))
+    const devices = new Set(await Promise.all(servers.map(async (s) => (await stat(s.dataDir)).dev)))
+    t.equal(disks.size, devices.size, 'one disk id per file system holding the data directories')
+    t.equal((await cluster.capacity()).totalBytes, [...disks.values()].reduce((a, b) => a + b, 0))
   })
 
   await t.test('put stores on the two home servers in rank order; get returns the bytes', async (t) => {

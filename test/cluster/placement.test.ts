@@ -103,7 +103,7 @@ t.test('read order: home servers first, then the rest in rank order, down ones l
     (id, i) => new Member({ url: `http://127.0.0.1:${40000 + i}`, user: 'u', password: 'p', timeoutMs: 1000, knownId: id, probe: { baseMs: 1e6, maxMs: 1e6 }, log: (l) => log.push(l) }),
   )
   t.teardown(() => members.forEach((m) => m.close()))
-  for (const m of members) m.markUp({ id: m.knownId!, version: '0', freeBytes: 0, totalBytes: 0 })
+  for (const m of members) m.markUp({ id: m.knownId!, disk: m.knownId!, version: '0', freeBytes: 0, totalBytes: 0 })
   const pool = new Pool(members, { replicas: 2, writeQuorum: 1, timeoutMs: 1000, readConcurrency: 4, log: (l) => log.push(l) })
   const id = hex('some blob')
   const ranked = pool.rank(id)

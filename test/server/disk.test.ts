@@ -13,7 +13,7 @@ import { RunningServer, TEST_USER, runEdfs, startServer, tmpDir } from '../helpe
 const run = promisify(execFile)
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
-t.test('disk full: 507 insufficient-storage and no partial blob', async (t) => {
+t.test('disk full: 507 insufficient-storage and no partial blob; the disk id in health', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'edfs-tmpfs-'))
   try {
     await run('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir])
@@ -31,6 +31,19 @@ t.test('disk full: 507 insufficient-storage and no partial blob', async (t) => {
   server = await startServer(t, { dataDir: dir })
   const client = new ServerClient({ url: server.url, user: TEST_USER.name, password: TEST_USER.password })
   t.teardown(() => client.close())
+  const onTmp = await startServer(t)
+  const onTmp2 = await startServer(t)
+  const disk = async (s: RunningServer) => {
+    const c = new ServerClient({ url: s.url, user: '', password: '' })
+    try {
+      return (await c.health()).disk
+    } finally {
+      c.close()
+    }
+  }
+  t.match(await disk(server), /^[0-9a-f]{32}$/, 'health names the disk by an opaque id')
+  t.not(await disk(server), await disk(onTmp), 'a server on another file system reports another disk')
+  t.equal(await disk(onTmp), await disk(onTmp2), 'two servers on one file system report the same disk')
   const big = randomBytes(3 * 1024 * 1024)
   await t.rejects(client.putBlob(sha(big), big), { status: 507, code: 'insufficient-storage' })
   t.same(readdirSync(path.join(dir, 'tmp')), [], 'temp file removed')
