@@ -37,25 +37,30 @@ export class ReplicatedRecord<T> {
   }
 
   /**
-   * Writes `value` on the first `copies` live servers in rank order. A copy that moved on since we
-   * last saw it is replaced only when `mayReplace` accepts what it now holds. Returns the servers written.
+   * Writes `value` on `copies` live servers, the first ones in rank order; a server that fails is
+   * replaced by the next live one (readers look everywhere), so a failure during the write does not
+   * leave fewer copies. A copy that moved on since we last saw it is replaced only when `mayReplace`
+   * accepts what it now holds. Returns the servers written.
    */
   async write(value: T, mayReplace: (current: T | null) => boolean): Promise<string[]> {
     const sealed = sealMeta(this.key, this.name, Buffer.from(JSON.stringify(value)))
-    const targets = this.store.rank(this.name).filter((m) => m.up && m.id).slice(0, this.copies)
-    if (targets.some((m) => !this.versions.has(m.id!))) await this.readAll()
+    const candidates = this.store.rank(this.name).filter((m) => m.up && m.id).map((m) => m.id!)
+    if (candidates.slice(0, this.copies).some((id) => !this.versions.has(id))) await this.readAll()
     const written: string[] = []
     const errors: Error[] = []
-    await Promise.all(
-      targets.map(async (m) => {
+    const lane = async (): Promise<void> => {
+      for (let server = candidates.shift(); server; server = candidates.shift()) {
         try {
-          await this.casOne(m.id!, sealed, mayReplace)
-          written.push(m.id!)
+          await this.casOne(server, sealed, mayReplace)
+          written.push(server)
+          return
         } catch (err) {
           errors.push(err as Error)
+          if (err instanceof RecordConflictError) return
         }
-      }),
-    )
+      }
+    }
+    await Promise.all(Array.from({ length: this.copies }, lane))
     const conflict = errors.find((e) => e instanceof RecordConflictError)
     if (conflict) throw conflict
     if (written.length === 0) {

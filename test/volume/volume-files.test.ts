@@ -6,6 +6,7 @@ import { deriveVolumeKeys } from '../../src/crypto'
 import { FsError, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } from '../../src/volume/fs-types'
 import { Lease } from '../../src/volume/lease'
 import { INLINE_MAX } from '../../src/volume/namespace'
+import { ReplicatedRecord } from '../../src/volume/replicated-record'
 import { Volume } from '../../src/volume/volume'
 import { MemoryStore } from './fixtures/memory-store'
 
@@ -352,6 +353,21 @@ t.test('a head write whose answers were lost is retried, not mistaken for anothe
   const ro = await open(true)
   t.equal((await ro.getattr('/kept')).mode & 0o170000, 0o040000, 'the retried commit landed')
   await ro.close()
+})
+
+t.test('a record write that fails on one of its servers is made on the next live one', async (t) => {
+  const store = new MemoryStore(2, 5)
+  const record = new ReplicatedRecord<{ n: number }>(store, 'head', randomBytes(32), 3)
+  const ranked = store.rank('head').map((m) => m.id!)
+  store.failingRecordWrites.add(ranked[1]!)
+  t.same((await record.write({ n: 1 }, () => true)).sort(), [ranked[0], ranked[2], ranked[3]].sort(), 'three copies: the failing server replaced by the 4th in rank')
+  store.failingRecordWrites.add(ranked[3]!)
+  store.failingRecordWrites.add(ranked[4]!)
+  t.same((await record.write({ n: 2 }, () => true)).sort(), [ranked[0], ranked[2]].sort(), 'fewer copies only when no live server is left')
+  store.failingRecordWrites.add(ranked[0]!).add(ranked[2]!)
+  await t.rejects(record.write({ n: 3 }, () => true), /could not write record head on any server/)
+  const copies = await record.readAll()
+  t.same(copies.find((c) => c.server === ranked[0])?.value, { n: 2 }, 'the stored copies are unchanged by the failed write')
 })
 
 t.test('10,000 metadata changes: checkpoints bound the journal, load is fast', async (t) => {
