@@ -48,20 +48,22 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
   const users = new UserTable(layout.usersFile)
   const limiter = new RateLimiter()
   const auth = new Authenticator(users, limiter, { secret: identity.secret, sessionTtlMs: opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS })
-  const stores = new UserStores(layout)
-  await stores.scanAll()
-  const traffic = new TrafficStats()
   const requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
-  const resources = apiResources({
-    id: identity.id, disk: await diskId(layout.root, identity.id), version: opts.version ?? '0', dataDir: layout.root, auth, stores, traffic,
-    maxBlobSize: opts.maxBlobSize ?? DEFAULT_MAX_BLOB_SIZE, requestTimeoutMs,
-  })
-  const front = new HttpFront(resources, auth, traffic, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 7001, tls: opts.tls, requestTimeoutMs, log })
+  const traffic = new TrafficStats()
+  let front: HttpFront
   let url: string
   try {
+    const stores = new UserStores(layout)
+    await stores.scanAll()
+    const resources = apiResources({
+      id: identity.id, disk: await diskId(layout.root, identity.id), version: opts.version ?? '0', dataDir: layout.root, auth, stores, traffic,
+      maxBlobSize: opts.maxBlobSize ?? DEFAULT_MAX_BLOB_SIZE, requestTimeoutMs,
+    })
+    front = new HttpFront(resources, auth, traffic, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 7001, tls: opts.tls, requestTimeoutMs, log })
     url = await front.listen()
   } catch (err) {
     auth.close()
+    identity.lock.release()
     throw err
   }
   return {
@@ -73,6 +75,7 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
       for (const name of await readdir(layout.tmpDir).catch(() => [] as string[])) {
         await rm(path.join(layout.tmpDir, name), { recursive: true, force: true }).catch(() => undefined)
       }
+      identity.lock.release()
     },
   }
 }

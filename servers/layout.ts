@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeSync } from 'node:fs'
 import path from 'node:path'
+import { ProcessLock } from './process-lock'
 import { writeFileAtomicSync } from './fsutil'
 
 export class Layout {
@@ -13,6 +14,7 @@ export class Layout {
   get serverIdFile(): string { return path.join(this.root, 'server-id') }
   get secretFile(): string { return path.join(this.root, 'secret') }
   get usersFile(): string { return path.join(this.root, 'users.json') }
+  get lockFile(): string { return path.join(this.root, 'server.lock') }
   get tmpDir(): string { return path.join(this.root, 'tmp') }
   get usersDir(): string { return path.join(this.root, 'users') }
   /** Callers validate `user` with isUserName before calling. */
@@ -34,13 +36,24 @@ export interface Identity {
   id: string
   /** Server secret (32 bytes): keys the fake salts answered for unknown users. */
   secret: Buffer
+  /** This server's hold on the data directory; release it when the server stops. */
+  lock: ProcessLock
 }
 
-/** Creates the directory skeleton, proves it is writable, clears tmp/, loads or creates id and secret. */
+/**
+ * Takes the data directory (one server each), creates its skeleton, proves it is writable, clears
+ * tmp/, loads or creates id and secret.
+ */
 export function prepareDataDir(layout: Layout): Identity {
   const where = layout.root
+  let lock: ProcessLock | undefined
   try {
     mkdirSync(layout.root, { recursive: true, mode: 0o700 })
+    const got = ProcessLock.tryAcquire(layout.lockFile)
+    if (!(got instanceof ProcessLock)) {
+      throw new DataDirError(`data directory ${where} is in use by another edfs server (pid ${got.heldBy}): stop it, or give this one another --data`)
+    }
+    lock = got
     // Not recursive: node reports a recursive mkdir on a read-only file system as ENOENT.
     mkdirIfMissing(layout.tmpDir)
     mkdirIfMissing(layout.usersDir)
@@ -55,12 +68,15 @@ export function prepareDataDir(layout: Layout): Identity {
     }
     unlinkSync(probe)
   } catch (err) {
+    lock?.release()
+    if (err instanceof DataDirError) throw err
     throw new DataDirError(`data directory ${where} is not usable: ${describe(err)}`)
   }
   try {
     return { id: loadOrCreate(layout.serverIdFile, () => randomBytes(16).toString('hex'), 0o644).trim(),
-      secret: Buffer.from(loadOrCreate(layout.secretFile, () => randomBytes(32).toString('hex'), 0o600).trim(), 'hex') }
+      secret: Buffer.from(loadOrCreate(layout.secretFile, () => randomBytes(32).toString('hex'), 0o600).trim(), 'hex'), lock }
   } catch (err) {
+    lock.release()
     throw new DataDirError(`data directory ${where}: cannot read or create the server id: ${describe(err)}`)
   }
 }

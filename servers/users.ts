@@ -1,11 +1,12 @@
 // The users file (DATA/users.json, mode 0600): per user only the salt, the scrypt parameters,
 // StoredKey and ServerKey (src/protocol/auth.ts). Changed by the CLI under a lock file, read by a
 // running server whenever the file changed (inode, size or mtime), so user changes apply at once.
-import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { Verifier } from '../src/protocol'
 import { writeFileAtomicSync } from './fsutil'
+import { ProcessLock } from './process-lock'
 
 export interface UserEntry {
   salt: string
@@ -52,22 +53,17 @@ export function readUsersSync(file: string): Record<string, UserEntry> {
 /** Read-modify-write of the users file under DATA/users.json.lock (CLI only: synchronous). */
 export async function updateUsers(file: string, change: (users: Record<string, UserEntry>) => void): Promise<void> {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-  const lock = `${file}.lock`
+  const lockFile = `${file}.lock`
   const deadline = Date.now() + 10_000
+  let lock: ProcessLock
   for (;;) {
-    try {
-      closeSync(openSync(lock, 'wx', 0o600))
+    const got = ProcessLock.tryAcquire(lockFile)
+    if (got instanceof ProcessLock) {
+      lock = got
       break
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      try {
-        if (Date.now() - statSync(lock).mtimeMs > 30_000) unlinkSync(lock) // left by a crashed command
-      } catch {
-        /* gone meanwhile */
-      }
-      if (Date.now() > deadline) throw new Error(`${lock} is held by another command; remove it if no edfs command is running`)
-      await new Promise((r) => setTimeout(r, 50))
     }
+    if (Date.now() > deadline) throw new Error(`${lockFile} is held by another edfs command (pid ${got.heldBy}): wait for it to finish`)
+    await new Promise((r) => setTimeout(r, 50))
   }
   try {
     const users = readUsersSync(file)
@@ -75,7 +71,7 @@ export async function updateUsers(file: string, change: (users: Record<string, U
     const body: UsersFile = { format: 'edfs-users', version: 1, users }
     writeFileAtomicSync(file, `${JSON.stringify(body, null, 2)}\n`, 0o600)
   } finally {
-    unlinkSync(lock)
+    lock.release()
   }
 }
 

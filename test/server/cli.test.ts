@@ -1,8 +1,9 @@
 // `edfs server useradd/passwd/userdel` and the command's help and usage errors.
 import t from 'tap'
-import { readFileSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import { ProcessLock } from '../../servers/process-lock'
 import { runEdfs, tmpDir } from '../helpers/servers'
 
 t.test('user management', async (t) => {
@@ -42,6 +43,25 @@ t.test('user management', async (t) => {
   t.equal(gone.code, 1)
   t.match(gone.stderr, /no user bob/)
   t.equal(statSync(file).mode & 0o777, 0o600, 'still 0600 after rewrites')
+})
+
+t.test('the users file lock: a dead command\'s is taken over, a live one is waited for', async (t) => {
+  const data = tmpDir(t)
+  const lockFile = path.join(data, 'users.json.lock')
+  const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+  writeFileSync(lockFile, JSON.stringify({ boot, pid: process.pid, start: 'not this process' }))
+  const add = await runEdfs(['server', 'useradd', 'alice', '--data', data, '--password-stdin'], { input: 'pw 1\n' })
+  t.equal(add.code, 0, `a stale lock is taken over: ${add.stderr}`)
+  t.notOk(existsSync(lockFile), 'and removed when done')
+
+  const held = ProcessLock.tryAcquire(lockFile)
+  t.type(held, ProcessLock, 'this test process takes the lock')
+  const blocked = await runEdfs(['server', 'useradd', 'bob', '--data', data, '--password-stdin'], { input: 'pw 2\n', timeoutMs: 30_000 })
+  t.equal(blocked.code, 1, 'a command finding the lock held gives up after a while')
+  t.match(blocked.stderr, new RegExp(`users\\.json\\.lock is held by another edfs command \\(pid ${process.pid}\\)`))
+  t.same(Object.keys(JSON.parse(readFileSync(path.join(data, 'users.json'), 'utf8')).users), ['alice'], 'nothing changed')
+  ;(held as ProcessLock).release()
+  t.equal((await runEdfs(['server', 'useradd', 'bob', '--data', data, '--password-stdin'], { input: 'pw 2\n' })).code, 0, 'free again')
 })
 
 t.test('help texts have examples; usage errors are one line', async (t) => {

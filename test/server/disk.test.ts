@@ -1,9 +1,10 @@
-// The disk side: a full disk answers 507 and keeps no partial blob; an unusable data directory
-// stops the server at start with one clear line and exit code 1.
+// The disk side: a full disk answers 507 and keeps no partial blob; servers name their disk; one
+// server per data directory; an unusable data directory stops the server at start with one clear
+// line and exit code 1.
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -51,6 +52,29 @@ t.test('disk full: 507 insufficient-storage and no partial blob; the disk id in 
   const small = randomBytes(100_000)
   t.equal(await client.putBlob(sha(small), small), 'created', 'the space is free again: small blobs still fit')
   t.ok((await client.getBlob(sha(small)))!.equals(small))
+})
+
+t.test('one server per data directory; a killed server\'s lock is taken over at once', async (t) => {
+  const first = await startServer(t)
+  const lock = path.join(first.dataDir, 'server.lock')
+  t.ok(existsSync(lock), 'the running server holds server.lock')
+  const r = await runEdfs(['server', '--data', first.dataDir, '--port', '0'])
+  t.equal(r.code, 1, 'a second server on the same directory: exit 1')
+  t.equal(r.stdout, '', 'no ready line')
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one line')
+  t.match(r.stderr, new RegExp(`data directory .* is in use by another edfs server \\(pid ${first.pid}\\): stop it, or give this one another --data`))
+  t.ok(existsSync(lock), 'the refused server left the lock alone')
+  const client = new ServerClient({ url: first.url, user: TEST_USER.name, password: TEST_USER.password })
+  t.teardown(() => client.close())
+  const data = randomBytes(1000)
+  t.equal(await client.putBlob(sha(data), data), 'created', 'the first server still works')
+
+  await first.kill9()
+  t.ok(existsSync(lock), 'SIGKILL leaves the lock behind')
+  await first.restart()
+  t.ok((await client.getBlob(sha(data)))!.equals(data), 'and serves the data')
+  await first.stop()
+  t.notOk(existsSync(lock), 'a clean stop removes the lock')
 })
 
 t.test('unusable data directory: one clear line, exit 1', async (t) => {
