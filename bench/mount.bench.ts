@@ -7,7 +7,8 @@
 // Every figure is printed with its ratio to the local directory and the issue's target.
 //
 // Needs root for drop_caches (without it the "cold" figures are warm for the local directory, and
-// the run says so), /dev/fuse, and fio. The mount daemon is its own process (edfs mount).
+// the run says so), /dev/fuse, and fio (`npm run bench` installs it when missing). The mount daemon
+// is its own process (edfs mount).
 import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -42,6 +43,7 @@ function run(cmd: string, args: string[], opts: { env?: Record<string, string>; 
       clearTimeout(timer)
       resolve({ code, stdout, stderr, ms: performance.now() - started })
     })
+    child.on('error', (err) => (stderr += `cannot run ${cmd}: ${err.message}`)) // 'close' follows
     if (opts.input !== undefined) child.stdin!.end(opts.input)
   })
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what edfs needs on a Debian/Ubuntu machine with Node 20: libfuse 2 and the fuse tools
-# (for mounts), then the npm packages. Safe to run again: it only does what is missing.
+# (for mounts), python3/make/g++ (to build the patched fuse-native addon), then the npm packages.
+# --test adds what the test suite runs (sqlite3, git, openssl), --bench what the benchmark runs
+# (fio). Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,6 +62,12 @@ fi
 need_apt=()
 [ -e /usr/lib/x86_64-linux-gnu/libfuse.so.2 ] || ldconfig -p 2>/dev/null | grep -q 'libfuse.so.2 ' || need_apt+=(libfuse2)
 command -v fusermount >/dev/null 2>&1 || need_apt+=(fuse)
+tools=(python3 make g++)
+case "${1:-}" in
+  --test) tools+=(sqlite3 git openssl) ;;
+  --bench) tools+=(fio) ;;
+esac
+for tool in "${tools[@]}"; do command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool"); done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "edfs setup: please install ${need_apt[*]} (as root: apt-get install -y ${need_apt[*]})" >&2
