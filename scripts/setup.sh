@@ -78,8 +78,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"; }
 fi
 
-# npm ci when node_modules is missing or older than the lock file.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A fuse-native patched at an older level needs pristine sources again (patch-package applies a
+# patch to the package as published): npm ci gives them, and its postinstall patches and rebuilds.
+fuse_patch_outdated() {
+  local index=node_modules/fuse-native/index.js level
+  level=$(sed -n 's/^+Fuse.EDFS_PATCH = \([0-9]*\)$/\1/p' patches/fuse-native+*.patch)
+  [ -f "$index" ] && grep -q 'EDFS_PATCH' "$index" && ! grep -q "^Fuse.EDFS_PATCH = $level\$" "$index"
+}
+
+# npm ci when node_modules is missing, older than the lock file, or holds an outdated patch.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || fuse_patch_outdated; then
   echo "edfs setup: installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
 fi

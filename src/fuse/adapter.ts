@@ -5,8 +5,8 @@
 // Conventions toward the FileSystem:
 // - mode arguments of mkdir, create and chmod are the permission bits only (mode & 0o7777); the
 //   file system sets the file type.
-// - uid/gid of new files: fuse-native does not expose the caller's context (fuse_get_context), so
-//   new files belong to `owner` (default: the daemon's uid/gid).
+// - uid/gid of new files: those of the process that creates them (the patched binding passes the
+//   caller's context); `owner` (default: the daemon's uid/gid) only when no caller is given.
 // - chown with -1 (as uint32) for one id, and utimens with null for one time ("leave unchanged"),
 //   are resolved from getattr here, because the FileSystem takes complete values.
 // - write: the file system must copy the bytes before its promise resolves (the buffer is libfuse's
@@ -25,7 +25,7 @@ import { ERRNO, toErrno } from './errno'
 export interface AdapterOptions {
   /** Where unexpected failures are reported (default: stderr). */
   log?: (line: string) => void
-  /** Owner of new files, directories and symlinks (default: this process's uid/gid). */
+  /** Owner of new files, directories and symlinks when the binding names no caller (default: this process's uid/gid). */
   owner?: { uid: number; gid: number }
 }
 
@@ -154,10 +154,10 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
       }
       handleOp('open', path, cb, () => fs.open(path, flags))
     },
-    create(path, mode, cb) {
+    create(path, mode, cb, caller = owner) {
       if (readOnlyGuard(cb)) return
       // fuse-native does not pass create's open flags; the kernel positions O_APPEND writes itself.
-      handleOp('create', path, cb, () => fs.create(path, mode & 0o7777, owner.uid, owner.gid, O_RDWR))
+      handleOp('create', path, cb, () => fs.create(path, mode & 0o7777, caller.uid, caller.gid, O_RDWR))
     },
     release(path, fd, cb) {
       voidOp('release', path, cb, () => fs.release(fd), false)
@@ -187,8 +187,8 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
     unlink(path, cb) {
       voidOp('unlink', path, cb, () => fs.unlink(path))
     },
-    mkdir(path, mode, cb) {
-      voidOp('mkdir', path, cb, () => fs.mkdir(path, mode & 0o7777, owner.uid, owner.gid))
+    mkdir(path, mode, cb, caller = owner) {
+      voidOp('mkdir', path, cb, () => fs.mkdir(path, mode & 0o7777, caller.uid, caller.gid))
     },
     rmdir(path, cb) {
       voidOp('rmdir', path, cb, () => fs.rmdir(path))
@@ -199,8 +199,8 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
     link(src, dest, cb) {
       voidOp('link', `${src} -> ${dest}`, cb, () => fs.link(src, dest))
     },
-    symlink(target, path, cb) {
-      voidOp('symlink', path, cb, () => fs.symlink(target, path, owner.uid, owner.gid))
+    symlink(target, path, cb, caller = owner) {
+      voidOp('symlink', path, cb, () => fs.symlink(target, path, caller.uid, caller.gid))
     },
     readlink(path, cb) {
       call('readlink', path, () => fs.readlink(path), (t) => cb(0, t), (n) => cb(n))

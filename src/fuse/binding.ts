@@ -11,12 +11,20 @@
 // - getattr's times may be Date objects or numbers of milliseconds (we pass numbers).
 // - utimens times are ms, or null for "leave unchanged" (UTIME_OMIT); UTIME_NOW arrives as the
 //   current time (both thanks to the patch; the shipped addon passed atime twice).
+// - create, mkdir and symlink get the requesting process's uid/gid after the callback (patch
+//   level 2: the shipped binding does not expose fuse_get_context).
 import { spawn } from 'node:child_process'
 import { opendir, readFile, stat } from 'node:fs/promises'
 import * as path from 'node:path'
 
+/** Who made a request (from fuse_get_context; patch level 2). */
+export interface FuseCaller {
+  uid: number
+  gid: number
+}
+
 /** Patch level the code below relies on (Fuse.EDFS_PATCH and the addon's edfs_patch). */
-export const REQUIRED_PATCH = 1
+export const REQUIRED_PATCH = 2
 
 export interface FuseStat {
   mode: number
@@ -59,7 +67,7 @@ export interface FuseOps {
   statfs?(path: string, cb: ValueCb<FuseStatfs>): void
   readdir?(path: string, cb: (err: number, names?: string[]) => void): void
   open?(path: string, flags: number, cb: ValueCb<number>): void
-  create?(path: string, mode: number, cb: ValueCb<number>): void
+  create?(path: string, mode: number, cb: ValueCb<number>, caller?: FuseCaller): void
   release?(path: string, fd: number, cb: ErrCb): void
   read?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: CountCb): void
   write?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: CountCb): void
@@ -68,12 +76,12 @@ export interface FuseOps {
   truncate?(path: string, size: number, cb: ErrCb): void
   ftruncate?(path: string, fd: number, size: number, cb: ErrCb): void
   unlink?(path: string, cb: ErrCb): void
-  mkdir?(path: string, mode: number, cb: ErrCb): void
+  mkdir?(path: string, mode: number, cb: ErrCb, caller?: FuseCaller): void
   rmdir?(path: string, cb: ErrCb): void
   rename?(src: string, dest: string, cb: ErrCb): void
   link?(src: string, dest: string, cb: ErrCb): void
   /** symlink(target, path): `target` is what the link points to, `path` the new name. */
-  symlink?(target: string, path: string, cb: ErrCb): void
+  symlink?(target: string, path: string, cb: ErrCb, caller?: FuseCaller): void
   readlink?(path: string, cb: ValueCb<string>): void
   chmod?(path: string, mode: number, cb: ErrCb): void
   chown?(path: string, uid: number, gid: number, cb: ErrCb): void

@@ -1,6 +1,6 @@
 // The fixes in our patched fuse-native, checked through a real mount of the in-memory file system
 // (the daemon runs in a child process): 128 KiB writes (big_writes), utimens passing mtime, fsync
-// receiving the right handle, and the per-operation timeout.
+// receiving the right handle, the per-operation timeout, and new files owned by their creator.
 import t from 'tap'
 import { checkPatch } from '../../src/fuse/binding'
 import { fuseUnavailable, leftoverMounts, sh, startMemoryMount } from './fixtures/harness'
@@ -81,6 +81,22 @@ if (skip) {
       const s2 = await m.stats()
       t.ok(s2.fsyncs.some((x) => x.path === '/dd-synced'), 'dd conv=fsync too')
     })
+  })
+
+  t.test('new files, directories and symlinks belong to the process that creates them', async (t) => {
+    const m = await startMemoryMount({ allowOther: true })
+    t.teardown(() => m.stop())
+    t.equal((await sh('chmod', ['1777', m.mnt])).code, 0)
+    const asNobody = (script: string) => sh('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', script])
+    let r = await asNobody(`cd ${m.mnt} && echo x > f && mkdir d && ln -s f l && echo more >> f`)
+    t.equal(r.code, 0, `created and written again by uid 65534: ${r.stderr}`)
+    r = await sh('stat', ['-c', '%n %u:%g', `${m.mnt}/f`, `${m.mnt}/d`, `${m.mnt}/l`])
+    t.equal(r.stdout.trim(), [`${m.mnt}/f 65534:65534`, `${m.mnt}/d 65534:65534`, `${m.mnt}/l 65534:65534`].join('\n'))
+    t.equal((await sh('sh', ['-c', `echo root > ${m.mnt}/r`])).code, 0)
+    r = await sh('stat', ['-c', '%u:%g', `${m.mnt}/r`])
+    t.equal(r.stdout.trim(), '0:0', 'and root\'s files belong to root')
+    r = await asNobody(`echo no > ${m.mnt}/r`)
+    t.not(r.code, 0, 'which uid 65534 cannot overwrite (default_permissions)')
   })
 
   t.test('an operation the file system never answers fails after the timeout', async (t) => {
