@@ -6,7 +6,8 @@
 // - mode arguments of mkdir, create and chmod are the permission bits only (mode & 0o7777); the
 //   file system sets the file type.
 // - uid/gid of new files: those of the process that creates them (the patched binding passes the
-//   caller's context); `owner` (default: the daemon's uid/gid) only when no caller is given.
+//   caller's context); `owner` (default: the daemon's uid/gid) only when no caller is given. In a
+//   setgid directory the group is the directory's, and new directories inherit the bit (as ext4).
 // - chown with -1 (as uint32) for one id, and utimens with null for one time ("leave unchanged"),
 //   are resolved from getattr here, because the FileSystem takes complete values.
 // - write: the file system must copy the bytes before its promise resolves (the buffer is libfuse's
@@ -19,7 +20,7 @@ import {
   type Attr,
   type FileSystem,
 } from '../volume/fs-types'
-import type { CountCb, ErrCb, FuseOps, FuseStat, FuseStatfs, ValueCb } from './binding'
+import type { CountCb, ErrCb, FuseCaller, FuseOps, FuseStat, FuseStatfs, ValueCb } from './binding'
 import { ERRNO, toErrno } from './errno'
 
 export interface AdapterOptions {
@@ -30,6 +31,7 @@ export interface AdapterOptions {
 }
 
 const NO_ID = 0xffffffff // (uid_t) -1 as fuse-native passes it
+const S_ISGID = 0o2000
 const MAX_HANDLE = 0x7fffffff // fuse-native passes handles as int32; 0 means none
 const W_OK = 2
 
@@ -94,6 +96,12 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
       ),
     )
   }
+  /** Owner and extra mode bits of a new entry at `path` made by `caller`. */
+  async function newEntry(path: string, caller: FuseCaller): Promise<{ uid: number; gid: number; setgid: number }> {
+    const parent = await fs.getattr(path.slice(0, path.lastIndexOf('/')) || '/')
+    if (parent.mode & S_ISGID) return { uid: caller.uid, gid: parent.gid, setgid: S_ISGID }
+    return { uid: caller.uid, gid: caller.gid, setgid: 0 }
+  }
   const errCb = (cb: ErrCb) => ({ ok: () => cb(0), fail: (n: number) => cb(n) })
   const countCb = (cb: CountCb) => ({ ok: (n: number) => cb(n), fail: (n: number) => cb(n) })
 
@@ -157,7 +165,10 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
     create(path, mode, cb, caller = owner) {
       if (readOnlyGuard(cb)) return
       // fuse-native does not pass create's open flags; the kernel positions O_APPEND writes itself.
-      handleOp('create', path, cb, () => fs.create(path, mode & 0o7777, caller.uid, caller.gid, O_RDWR))
+      handleOp('create', path, cb, async () => {
+        const e = await newEntry(path, caller)
+        return fs.create(path, mode & 0o7777, e.uid, e.gid, O_RDWR)
+      })
     },
     release(path, fd, cb) {
       voidOp('release', path, cb, () => fs.release(fd), false)
@@ -188,7 +199,10 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
       voidOp('unlink', path, cb, () => fs.unlink(path))
     },
     mkdir(path, mode, cb, caller = owner) {
-      voidOp('mkdir', path, cb, () => fs.mkdir(path, mode & 0o7777, caller.uid, caller.gid))
+      voidOp('mkdir', path, cb, async () => {
+        const e = await newEntry(path, caller)
+        await fs.mkdir(path, (mode & 0o7777) | e.setgid, e.uid, e.gid)
+      })
     },
     rmdir(path, cb) {
       voidOp('rmdir', path, cb, () => fs.rmdir(path))
@@ -200,7 +214,10 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
       voidOp('link', `${src} -> ${dest}`, cb, () => fs.link(src, dest))
     },
     symlink(target, path, cb, caller = owner) {
-      voidOp('symlink', path, cb, () => fs.symlink(target, path, caller.uid, caller.gid))
+      voidOp('symlink', path, cb, async () => {
+        const e = await newEntry(path, caller)
+        await fs.symlink(target, path, e.uid, e.gid)
+      })
     },
     readlink(path, cb) {
       call('readlink', path, () => fs.readlink(path), (t) => cb(0, t), (n) => cb(n))

@@ -83,7 +83,7 @@ if (skip) {
     })
   })
 
-  t.test('new files, directories and symlinks belong to the process that creates them', async (t) => {
+  t.test('new files, directories and symlinks belong to the process that creates them (and to a setgid directory\'s group)', async (t) => {
     const m = await startMemoryMount({ allowOther: true })
     t.teardown(() => m.stop())
     t.equal((await sh('chmod', ['1777', m.mnt])).code, 0)
@@ -97,6 +97,17 @@ if (skip) {
     t.equal(r.stdout.trim(), '0:0', 'and root\'s files belong to root')
     r = await asNobody(`echo no > ${m.mnt}/r`)
     t.not(r.code, 0, 'which uid 65534 cannot overwrite (default_permissions)')
+
+    // A setgid directory: new entries take its group, new directories its setgid bit (as ext4).
+    t.equal((await sh('sh', ['-c', `mkdir ${m.mnt}/shared && chgrp 100 ${m.mnt}/shared && chmod 2777 ${m.mnt}/shared`])).code, 0)
+    r = await asNobody(`cd ${m.mnt}/shared && echo x > f && mkdir d && ln -s f l`)
+    t.equal(r.code, 0, r.stderr)
+    r = await sh('stat', ['-c', '%n %u:%g %A', `${m.mnt}/shared/f`, `${m.mnt}/shared/d`, `${m.mnt}/shared/l`])
+    t.equal(r.stdout.trim(), [
+      `${m.mnt}/shared/f 65534:100 -rw-r--r--`,
+      `${m.mnt}/shared/d 65534:100 drwxr-sr-x`,
+      `${m.mnt}/shared/l 65534:100 lrwxrwxrwx`,
+    ].join('\n'), 'the group of the setgid directory; the subdirectory is setgid too')
   })
 
   t.test('an operation the file system never answers fails after the timeout', async (t) => {
