@@ -20,11 +20,6 @@ export interface RecordValue {
 export class RecordStore {
   private readonly lock = new KeyedLock()
   private dirReady = false
-  /**
-   * Each record's version as of the last write or delete, kept under the record's lock only (a GET
-   * may read the file just before a rename): this process is the directory's only writer (server.lock).
-   */
-  private readonly versions = new Map<string, number>()
 
   constructor(
     readonly dir: string,
@@ -47,7 +42,7 @@ export class RecordStore {
   /** Writes when the stored version is `expect` (0: absent); returns the new version. */
   async put(name: string, expect: number, value: Buffer): Promise<number> {
     return this.lock.run(name, async () => {
-      const current = this.versions.get(name) ?? (await this.get(name))?.version ?? 0
+      const current = (await this.get(name))?.version ?? 0
       if (current !== expect) throw conflict(current)
       const header = Buffer.alloc(HEADER)
       MAGIC.copy(header)
@@ -57,11 +52,9 @@ export class RecordStore {
       try {
         await writeFileAtomic(tmp, path.join(this.dir, name), [header, value])
       } catch (err) {
-        this.versions.delete(name) // the rename may or may not have happened
         await rm(tmp, { force: true }).catch(() => undefined)
         throw fsErrorToHttp(err) ?? err
       }
-      this.versions.set(name, current + 1)
       return current + 1
     })
   }
@@ -72,10 +65,8 @@ export class RecordStore {
       const current = await this.get(name)
       if (!current) return false
       if (current.version !== expect) throw conflict(current.version)
-      this.versions.delete(name)
       await unlink(path.join(this.dir, name))
       await fsyncDir(this.dir)
-      this.versions.set(name, 0)
       return true
     })
   }
