@@ -59,10 +59,25 @@ if [ "${1:-}" = "--fuse-native" ]; then
   exit 0
 fi
 
+# A fuse-native patched at an older level needs pristine sources again (patch-package applies a
+# patch to the package as published): npm ci gives them, and its postinstall patches and rebuilds.
+fuse_patch_outdated() {
+  local index=node_modules/fuse-native/index.js level
+  level=$(sed -n 's/^+Fuse.EDFS_PATCH = \([0-9]*\)$/\1/p' patches/fuse-native+*.patch)
+  [ -n "$level" ] && [ -f "$index" ] && grep -q 'EDFS_PATCH' "$index" && ! grep -q "^Fuse.EDFS_PATCH = $level\$" "$index"
+}
+
+# npm ci when node_modules is missing, older than the lock file, or holds an outdated patch.
+needs_npm_ci() {
+  [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || fuse_patch_outdated
+}
+
 need_apt=()
 [ -e /usr/lib/x86_64-linux-gnu/libfuse.so.2 ] || ldconfig -p 2>/dev/null | grep -q 'libfuse.so.2 ' || need_apt+=(libfuse2)
 command -v fusermount >/dev/null 2>&1 || need_apt+=(fuse)
-tools=(python3 make g++)
+tools=()
+# The patched addon is built from source: on a fresh install, or when it was never built here.
+if needs_npm_ci || [ ! -f node_modules/fuse-native/build/edfs-native.stamp ]; then tools+=(python3 make g++); fi
 case "${1:-}" in
   --test) tools+=(sqlite3 git openssl) ;;
   --bench) tools+=(fio) ;;
@@ -78,16 +93,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"; }
 fi
 
-# A fuse-native patched at an older level needs pristine sources again (patch-package applies a
-# patch to the package as published): npm ci gives them, and its postinstall patches and rebuilds.
-fuse_patch_outdated() {
-  local index=node_modules/fuse-native/index.js level
-  level=$(sed -n 's/^+Fuse.EDFS_PATCH = \([0-9]*\)$/\1/p' patches/fuse-native+*.patch)
-  [ -f "$index" ] && grep -q 'EDFS_PATCH' "$index" && ! grep -q "^Fuse.EDFS_PATCH = $level\$" "$index"
-}
-
-# npm ci when node_modules is missing, older than the lock file, or holds an outdated patch.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || fuse_patch_outdated; then
+if needs_npm_ci; then
   echo "edfs setup: installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
 fi

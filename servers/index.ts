@@ -70,12 +70,15 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
     url,
     id: identity.id,
     async close(graceMs = 3000) {
-      await front.close(graceMs)
-      auth.close()
-      for (const name of await readdir(layout.tmpDir).catch(() => [] as string[])) {
-        await rm(path.join(layout.tmpDir, name), { recursive: true, force: true }).catch(() => undefined)
+      try {
+        await front.close(graceMs)
+      } finally {
+        auth.close()
+        for (const name of await readdir(layout.tmpDir).catch(() => [] as string[])) {
+          await rm(path.join(layout.tmpDir, name), { recursive: true, force: true }).catch(() => undefined)
+        }
+        identity.lock.release()
       }
-      identity.lock.release()
     },
   }
 }

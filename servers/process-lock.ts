@@ -3,7 +3,8 @@
 // time, so the lock of a process killed with SIGKILL (or of a restarted container, whose pids
 // start over) is seen to be stale and taken over at once; no timeout to wait out, and a slow
 // holder is never mistaken for a dead one.
-import { linkSync, readFileSync, unlinkSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { linkSync, readFileSync, renameSync, unlinkSync } from 'node:fs'
 import { writeFileAtomicSync } from './fsutil'
 
 interface Holder {
@@ -18,7 +19,8 @@ export class ProcessLock {
   /** Takes the lock at `file` for this process, or says which live process holds it. */
   static tryAcquire(file: string): ProcessLock | { heldBy: number } {
     const me: Holder = { boot: bootId(), pid: process.pid, start: processStart(process.pid) ?? '' }
-    const tmp = `${file}.${process.pid}`
+    const unique = () => `${file}.${process.pid}-${randomBytes(6).toString('hex')}` // pids repeat across containers
+    const tmp = unique()
     writeFileAtomicSync(tmp, `${JSON.stringify(me)}\n`, 0o600)
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
@@ -30,7 +32,7 @@ export class ProcessLock {
         }
         const holder = readHolder(file)
         if (holder && isRunning(holder)) return { heldBy: holder.pid }
-        removeIfPresent(file) // stale: its holder is gone
+        removeStale(file, holder, unique())
       }
       throw new Error(`cannot take the lock ${file}: it keeps coming back`)
     } finally {
@@ -38,10 +40,38 @@ export class ProcessLock {
     }
   }
 
+  /** Best effort, never throws: a lock left behind is seen to be stale once this process is gone. */
   release(): void {
-    const h = readHolder(this.file)
-    if (h && h.pid === this.me.pid && h.start === this.me.start && h.boot === this.me.boot) removeIfPresent(this.file)
+    try {
+      const h = readHolder(this.file)
+      if (h && h.pid === this.me.pid && h.start === this.me.start && h.boot === this.me.boot) removeIfPresent(this.file)
+    } catch {
+      /* left for the next holder to take over */
+    }
   }
+}
+
+/**
+ * Removes the lock at `file` if it still names the stale `holder`. It is moved aside first and
+ * checked there, so of two processes taking over the same stale lock at once, the second does not
+ * delete the first one's fresh lock (it puts it back).
+ */
+function removeStale(file: string, holder: Holder | null, aside: string): void {
+  try {
+    renameSync(file, aside)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw err
+  }
+  const moved = readHolder(aside)
+  if (JSON.stringify(moved) !== JSON.stringify(holder)) {
+    try {
+      linkSync(aside, file)
+    } catch {
+      /* someone else holds the name now: theirs stands */
+    }
+  }
+  removeIfPresent(aside)
 }
 
 function readHolder(file: string): Holder | null {
@@ -65,11 +95,15 @@ function bootId(): string {
   }
 }
 
-/** Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat), null if it is gone. */
+/**
+ * Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat); null if it is gone or
+ * a zombie (state Z or X: dead, not yet reaped by its parent).
+ */
 function processStart(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return fields[0] === 'Z' || fields[0] === 'X' ? null : (fields[19] ?? null)
   } catch {
     return null
   }

@@ -286,7 +286,8 @@ export class Cluster {
     answers.forEach((a, i) => {
       if (a.status === 'rejected') return
       live[i]!.markUp(a.value)
-      disks.set(a.value.disk, { totalBytes: a.value.totalBytes, freeBytes: a.value.freeBytes })
+      // A server older than the disk id counts as a disk of its own.
+      disks.set(a.value.disk ?? a.value.id, { totalBytes: a.value.totalBytes, freeBytes: a.value.freeBytes })
     })
     let totalBytes = 0
     let freeBytes = 0

@@ -121,7 +121,7 @@ export function checkPatch(): string | null {
     return `cannot load fuse-native: ${(err as Error).message} (is libfuse 2 installed? see scripts/setup.sh)`
   }
   if ((Fuse.EDFS_PATCH ?? 0) < REQUIRED_PATCH) {
-    return 'fuse-native is not patched (big_writes, utimens): run `bash scripts/setup.sh` (or `npx patch-package` and rebuild)'
+    return `fuse-native is not patched at level ${REQUIRED_PATCH} (big_writes, utimens, caller ids): run \`bash scripts/setup.sh\` (it reinstalls and patches it)`
   }
   if ((Fuse.EDFS_NATIVE_PATCH ?? 0) < REQUIRED_PATCH) {
     return 'the fuse-native native addon is an unpatched build (mtime would be lost in utimens): run `bash scripts/setup.sh --fuse-native` (needs python3, make, g++)'
@@ -284,7 +284,13 @@ export async function forceUnmount(mountPoint: string): Promise<void> {
  * mounting over files would hide them: refuse it here, saying why.
  */
 export async function assertEmptyMountPoint(mountPoint: string): Promise<void> {
-  const dir = await opendir(mountPoint)
+  let dir
+  try {
+    dir = await opendir(mountPoint)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') return // unreadable to us: fusermount decides
+    throw err
+  }
   try {
     const first = await dir.read()
     if (first) throw new Error(`${mountPoint} is not empty (it holds ${first.name}, ...): mount on an empty directory, the files there would be hidden`)

@@ -27,8 +27,8 @@ export const MAX_LIST_LIMIT = 10_000
 
 export interface HealthBody {
   id: string
-  /** Opaque id of the file system holding the data: equal on servers that share a disk. */
-  disk: string
+  /** Opaque id of the file system holding the data: equal on servers that share a disk (absent from older servers). */
+  disk?: string
   version: string
   freeBytes: number
   totalBytes: number

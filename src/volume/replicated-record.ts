@@ -48,15 +48,16 @@ export class ReplicatedRecord<T> {
     if (candidates.slice(0, this.copies).some((id) => !this.versions.has(id))) await this.readAll()
     const written: string[] = []
     const errors: Error[] = []
+    let conflicted = false // the value lost to another writer: spread it no further
     const lane = async (): Promise<void> => {
-      for (let server = candidates.shift(); server; server = candidates.shift()) {
+      for (let server = candidates.shift(); server && !conflicted; server = candidates.shift()) {
         try {
           await this.casOne(server, sealed, mayReplace)
           written.push(server)
           return
         } catch (err) {
           errors.push(err as Error)
-          if (err instanceof RecordConflictError) return
+          if (err instanceof RecordConflictError) conflicted = true
         }
       }
     }
