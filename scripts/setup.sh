@@ -68,16 +68,15 @@ fuse_patch_outdated() {
 }
 
 # npm ci when node_modules is missing, older than the lock file, or holds an outdated patch.
-needs_npm_ci() {
-  [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || fuse_patch_outdated
-}
+npm_ci=no
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || fuse_patch_outdated; then npm_ci=yes; fi
 
 need_apt=()
 [ -e /usr/lib/x86_64-linux-gnu/libfuse.so.2 ] || ldconfig -p 2>/dev/null | grep -q 'libfuse.so.2 ' || need_apt+=(libfuse2)
 command -v fusermount >/dev/null 2>&1 || need_apt+=(fuse)
 tools=()
 # The patched addon is built from source: on a fresh install, or when it was never built here.
-if needs_npm_ci || [ ! -f node_modules/fuse-native/build/edfs-native.stamp ]; then tools+=(python3 make g++); fi
+if [ $npm_ci = yes ] || [ ! -f node_modules/fuse-native/build/edfs-native.stamp ]; then tools+=(python3 make g++); fi
 case "${1:-}" in
   --test) tools+=(sqlite3 git openssl) ;;
   --bench) tools+=(fio) ;;
@@ -93,7 +92,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"; }
 fi
 
-if needs_npm_ci; then
+if [ $npm_ci = yes ]; then
   echo "edfs setup: installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
 fi

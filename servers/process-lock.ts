@@ -43,8 +43,7 @@ export class ProcessLock {
   /** Best effort, never throws: a lock left behind is seen to be stale once this process is gone. */
   release(): void {
     try {
-      const h = readHolder(this.file)
-      if (h && h.pid === this.me.pid && h.start === this.me.start && h.boot === this.me.boot) removeIfPresent(this.file)
+      if (sameHolder(readHolder(this.file), this.me)) removeIfPresent(this.file)
     } catch {
       /* left for the next holder to take over */
     }
@@ -63,8 +62,7 @@ function removeStale(file: string, holder: Holder | null, aside: string): void {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
     throw err
   }
-  const moved = readHolder(aside)
-  if (JSON.stringify(moved) !== JSON.stringify(holder)) {
+  if (!sameHolder(readHolder(aside), holder)) {
     try {
       linkSync(aside, file)
     } catch {
@@ -72,6 +70,10 @@ function removeStale(file: string, holder: Holder | null, aside: string): void {
     }
   }
   removeIfPresent(aside)
+}
+
+function sameHolder(a: Holder | null, b: Holder | null): boolean {
+  return a === b || (a !== null && b !== null && a.pid === b.pid && a.start === b.start && a.boot === b.boot)
 }
 
 function readHolder(file: string): Holder | null {

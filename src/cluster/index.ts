@@ -282,19 +282,18 @@ export class Cluster {
     this.open()
     const live = this.pool.live()
     const answers = await Promise.allSettled(live.map((m) => this.idempotent(m, (c) => c.health())))
-    const disks = new Map<string, { totalBytes: number; freeBytes: number }>()
+    const disks = new Set<string>()
+    let totalBytes = 0
+    let freeBytes = 0
     answers.forEach((a, i) => {
       if (a.status === 'rejected') return
       live[i]!.markUp(a.value)
-      // A server older than the disk id counts as a disk of its own.
-      disks.set(a.value.disk ?? a.value.id, { totalBytes: a.value.totalBytes, freeBytes: a.value.freeBytes })
+      const disk = a.value.disk ?? a.value.id // a server older than the disk id: a disk of its own
+      if (disks.has(disk)) return
+      disks.add(disk)
+      totalBytes += a.value.totalBytes
+      freeBytes += a.value.freeBytes
     })
-    let totalBytes = 0
-    let freeBytes = 0
-    for (const d of disks.values()) {
-      totalBytes += d.totalBytes
-      freeBytes += d.freeBytes
-    }
     return { totalBytes, freeBytes }
   }
 

@@ -188,8 +188,7 @@ export async function mount(mountPoint: string, ops: FuseOps, opts: MountOptions
     log(`warning: ${problem}`)
   }
   const mnt = path.resolve(mountPoint)
-  await clearStaleMount(mnt, log)
-  await assertEmptyMountPoint(mnt)
+  await prepareMountPoint(mnt, log)
   const Fuse = loadFuse()
   const fuse = new Fuse(mnt, ops, buildFuseOptions(opts))
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())))
@@ -279,11 +278,17 @@ export async function forceUnmount(mountPoint: string): Promise<void> {
   throw new Error(`cannot unmount ${mountPoint}: ${a.output || 'fusermount failed'}; ${b.output || 'umount failed'}`)
 }
 
+/** Readies `mountPoint` for a mount: clears a stale mount there, then insists it is empty. */
+export async function prepareMountPoint(mountPoint: string, log: (line: string) => void = () => {}): Promise<void> {
+  await clearStaleMount(mountPoint, log)
+  await assertEmptyMountPoint(mountPoint)
+}
+
 /**
  * libfuse 2 refuses a non-empty mount point with a message that only reaches the daemon's log, and
  * mounting over files would hide them: refuse it here, saying why.
  */
-export async function assertEmptyMountPoint(mountPoint: string): Promise<void> {
+async function assertEmptyMountPoint(mountPoint: string): Promise<void> {
   let dir
   try {
     dir = await opendir(mountPoint)

@@ -14,7 +14,7 @@ import { homedir, hostname } from 'node:os'
 import * as path from 'node:path'
 import { Command } from 'commander'
 import { createFuseOps } from '../../fuse/adapter'
-import { assertEmptyMountPoint, clearStaleMount, findFuseMount, forceUnmount, mount, probeMountPoint, type Mounted } from '../../fuse/binding'
+import { findFuseMount, forceUnmount, mount, prepareMountPoint, probeMountPoint, type Mounted } from '../../fuse/binding'
 import type { FileSystem } from '../../volume/fs-types'
 import { UsageError } from '../errors'
 import { readPassword } from '../password'
@@ -162,11 +162,10 @@ async function startBackground(target: string, opts: MountOptions): Promise<void
   await checkMountPoint(mountPoint)
   const running = await findDaemon(mountPoint)
   if (running) throw new UsageError(`${mountPoint} is already served by edfs (pid ${running}): run \`edfs umount ${mountPoint}\` first`)
-  await clearStaleMount(mountPoint, (line) => process.stderr.write(`edfs: ${line}\n`))
-    .then(() => assertEmptyMountPoint(mountPoint))
-    .catch((err: Error) => {
-      throw new UsageError(err.message)
-    })
+  // Here too, not only in the daemon: its refusal would reach only its log.
+  await prepareMountPoint(mountPoint, (line) => process.stderr.write(`edfs: ${line}\n`)).catch((err: Error) => {
+    throw new UsageError(err.message)
+  })
   const password = await readPassword(opts)
 
   const files = daemonFiles(mountPoint)
