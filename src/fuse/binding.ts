@@ -11,8 +11,14 @@
 // - getattr's times may be Date objects or numbers of milliseconds (we pass numbers).
 // - utimens times are ms, or null for "leave unchanged" (UTIME_OMIT); UTIME_NOW arrives as the
 //   current time (both thanks to the patch; the shipped addon passed atime twice).
-// - create, mkdir and symlink get the requesting process's uid/gid after the callback (patch
+// - create, mkdir, mknod and symlink get the requesting process's uid/gid after the callback (patch
 //   level 2: the shipped binding does not expose fuse_get_context).
+// - Patch level 3: `useIno` (st_ino is the file system's own, 64-bit: the high word rides in a
+//   19th slot of the stat array), utimens also when only one time changes (flag_utime_omit_ok), a
+//   fallocate operation, getxattr/listxattr answer ERANGE when the caller's buffer is too small, and
+//   xattr names outside user.* are answered on the FUSE thread (ENODATA, EOPNOTSUPP to set) without
+//   reaching JS: the kernel asks for security.capability on every write.
+// - readdir may pass a stat per name (ino and mode), which libfuse turns into d_ino and d_type.
 import { spawn } from 'node:child_process'
 import { opendir, readFile, stat } from 'node:fs/promises'
 import * as path from 'node:path'
@@ -24,7 +30,7 @@ export interface FuseCaller {
 }
 
 /** Patch level the code below relies on (Fuse.EDFS_PATCH and the addon's edfs_patch). */
-export const REQUIRED_PATCH = 2
+export const REQUIRED_PATCH = 3
 
 export interface FuseStat {
   mode: number
@@ -36,8 +42,15 @@ export interface FuseStat {
   mtime: number | Date
   ctime: number | Date
   ino?: number
+  rdev?: number
   blksize?: number
   blocks?: number
+}
+
+/** What readdir reports of a name: its inode number and type. */
+export interface FuseDirStat {
+  ino: number
+  mode: number
 }
 
 export interface FuseStatfs {
@@ -65,7 +78,7 @@ export interface FuseOps {
   fgetattr?(path: string, fd: number, cb: ValueCb<FuseStat>): void
   access?(path: string, mode: number, cb: ErrCb): void
   statfs?(path: string, cb: ValueCb<FuseStatfs>): void
-  readdir?(path: string, cb: (err: number, names?: string[]) => void): void
+  readdir?(path: string, cb: (err: number, names?: string[], stats?: FuseDirStat[]) => void): void
   open?(path: string, flags: number, cb: ValueCb<number>): void
   create?(path: string, mode: number, cb: ValueCb<number>, caller?: FuseCaller): void
   release?(path: string, fd: number, cb: ErrCb): void
@@ -77,6 +90,7 @@ export interface FuseOps {
   ftruncate?(path: string, fd: number, size: number, cb: ErrCb): void
   unlink?(path: string, cb: ErrCb): void
   mkdir?(path: string, mode: number, cb: ErrCb, caller?: FuseCaller): void
+  mknod?(path: string, mode: number, dev: number, cb: ErrCb, caller?: FuseCaller): void
   rmdir?(path: string, cb: ErrCb): void
   rename?(src: string, dest: string, cb: ErrCb): void
   link?(src: string, dest: string, cb: ErrCb): void
@@ -86,6 +100,12 @@ export interface FuseOps {
   chmod?(path: string, mode: number, cb: ErrCb): void
   chown?(path: string, uid: number, gid: number, cb: ErrCb): void
   utimens?(path: string, atime: number | null, mtime: number | null, cb: ErrCb): void
+  /** `value` is libfuse memory: copy it before answering. `position` is always 0 on Linux. */
+  setxattr?(path: string, name: string, value: Buffer, position: number, flags: number, cb: ErrCb): void
+  getxattr?(path: string, name: string, position: number, cb: ValueCb<Buffer>): void
+  listxattr?(path: string, cb: ValueCb<string[]>): void
+  removexattr?(path: string, name: string, cb: ErrCb): void
+  fallocate?(path: string, fd: number, mode: number, offset: number, length: number, cb: ErrCb): void
 }
 
 /** Per-operation timeouts of the binding, in ms (false: none). */
@@ -121,10 +141,10 @@ export function checkPatch(): string | null {
     return `cannot load fuse-native: ${(err as Error).message} (is libfuse 2 installed? see scripts/setup.sh)`
   }
   if ((Fuse.EDFS_PATCH ?? 0) < REQUIRED_PATCH) {
-    return `fuse-native is not patched at level ${REQUIRED_PATCH} (big_writes, utimens, caller ids): run \`bash scripts/setup.sh\` (it reinstalls and patches it)`
+    return `fuse-native is not patched at level ${REQUIRED_PATCH} (big_writes, utimens, caller ids, inode numbers, fallocate): run \`bash scripts/setup.sh\` (it reinstalls and patches it)`
   }
   if ((Fuse.EDFS_NATIVE_PATCH ?? 0) < REQUIRED_PATCH) {
-    return 'the fuse-native native addon is an unpatched build (mtime would be lost in utimens): run `bash scripts/setup.sh --fuse-native` (needs python3, make, g++)'
+    return 'the fuse-native native addon is not built from the patched source at the current level: run `bash scripts/setup.sh --fuse-native` (needs python3, make, g++)'
   }
   return null
 }
@@ -161,6 +181,7 @@ export function buildFuseOptions(opts: MountOptions): Record<string, unknown> {
   const timeout: TimeoutSpec = { default: opMs, flush: syncMs, fsync: syncMs, release: syncMs }
   return {
     bigWrites: true, // patch: 128 KiB writes instead of 4 KiB
+    useIno: true, // patch: st_ino is the inode's own number, the same for every hard link
     defaultPermissions: opts.defaultPermissions ?? true,
     allowOther: opts.allowOther ?? false,
     fsname: opts.fsname ?? 'edfs',
