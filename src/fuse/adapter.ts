@@ -5,6 +5,7 @@
 // Conventions toward the FileSystem:
 // - mode arguments of mkdir, create and chmod are the permission bits only (mode & 0o7777); the
 //   file system sets the file type.
+// - mknod's mode carries the file type as well (FIFO, socket, device, regular file).
 // - uid/gid of new files: those of the process that creates them (the patched binding passes the
 //   caller's context); `owner` (default: the daemon's uid/gid) only when no caller is given. In a
 //   setgid directory the group is the directory's, and new directories inherit the bit (as ext4).
@@ -20,7 +21,7 @@ import {
   type Attr,
   type FileSystem,
 } from '../volume/fs-types'
-import type { CountCb, ErrCb, FuseCaller, FuseOps, FuseStat, FuseStatfs, ValueCb } from './binding'
+import type { CountCb, ErrCb, FuseCaller, FuseDirStat, FuseOps, FuseStat, FuseStatfs, ValueCb } from './binding'
 import { ERRNO, toErrno } from './errno'
 
 export interface AdapterOptions {
@@ -37,6 +38,8 @@ const W_OK = 2
 
 export function toFuseStat(a: Attr): FuseStat {
   return {
+    ino: a.ino,
+    rdev: a.rdev,
     mode: a.mode,
     uid: a.uid,
     gid: a.gid,
@@ -76,6 +79,10 @@ export function toFuseStatfs(s: { blockSize: number; totalBytes: number; freeByt
   }
 }
 
+function parentOf(path: string): string {
+  return path.slice(0, path.lastIndexOf('/')) || '/'
+}
+
 export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOps {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   const owner = opts.owner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
@@ -98,7 +105,7 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
   }
   /** Owner and extra mode bits of a new entry at `path` made by `caller`. */
   async function newEntry(path: string, caller: FuseCaller): Promise<{ uid: number; gid: number; setgid: number }> {
-    const parent = await fs.getattr(path.slice(0, path.lastIndexOf('/')) || '/')
+    const parent = await fs.getattr(parentOf(path))
     if (parent.mode & S_ISGID) return { uid: caller.uid, gid: parent.gid, setgid: S_ISGID }
     return { uid: caller.uid, gid: caller.gid, setgid: 0 }
   }
@@ -154,7 +161,19 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
       call('statfs', '/', () => fs.statfs(), (s) => cb(0, toFuseStatfs(s)), (n) => cb(n))
     },
     readdir(path, cb) {
-      call('readdir', path, () => fs.readdir(path), (names) => cb(0, ['.', '..', ...names]), (n) => cb(n))
+      // With a stat per name (ino and type), libfuse fills in d_ino and d_type: `ls -i` and `find`
+      // need no getattr per entry to know them.
+      const listing = async () => {
+        const [entries, self, parent] = await Promise.all([fs.readdir(path), fs.getattr(path), fs.getattr(parentOf(path))])
+        const names = ['.', '..']
+        const stats: FuseDirStat[] = [self, parent]
+        for (const e of entries) {
+          names.push(e.name)
+          stats.push(e)
+        }
+        return { names, stats }
+      }
+      call('readdir', path, listing, (l) => cb(0, l.names, l.stats), (n) => cb(n))
     },
     open(path, flags, cb) {
       if ((flags & O_ACCMODE) !== O_RDONLY || flags & O_TRUNC) {
@@ -204,6 +223,12 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
         await fs.mkdir(path, (mode & 0o7777) | e.setgid, e.uid, e.gid)
       })
     },
+    mknod(path, mode, dev, cb, caller = owner) {
+      voidOp('mknod', path, cb, async () => {
+        const e = await newEntry(path, caller)
+        await fs.mknod(path, mode, dev, e.uid, e.gid)
+      })
+    },
     rmdir(path, cb) {
       voidOp('rmdir', path, cb, () => fs.rmdir(path))
     },
@@ -235,6 +260,21 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
         }
         await fs.chown(path, uid, gid)
       })
+    },
+    setxattr(path, name, value, _position, flags, cb) {
+      voidOp('setxattr', `${path} ${name}`, cb, () => fs.setxattr(path, name, value, flags))
+    },
+    getxattr(path, name, _position, cb) {
+      call('getxattr', `${path} ${name}`, () => fs.getxattr(path, name), (v) => cb(0, v), (n) => cb(n))
+    },
+    listxattr(path, cb) {
+      call('listxattr', path, () => fs.listxattr(path), (names) => cb(0, names), (n) => cb(n))
+    },
+    removexattr(path, name, cb) {
+      voidOp('removexattr', `${path} ${name}`, cb, () => fs.removexattr(path, name))
+    },
+    fallocate(path, fd, mode, offset, length, cb) {
+      voidOp('fallocate', path, cb, () => fs.fallocate(fd, mode, offset, length))
     },
     utimens(path, atime, mtime, cb) {
       voidOp('utimens', path, cb, async () => {

@@ -59,7 +59,7 @@ export class FileState {
   }
 
   ref(index: number): ChunkRef | null {
-    return this.uploaded.get(index) ?? this.node.chunks![index] ?? null
+    return this.uploaded.get(index) ?? this.node.chunks!.get(index) ?? null
   }
 
   get busy(): boolean {

@@ -5,6 +5,7 @@
 export type Errno =
   | 'ENOENT' | 'EEXIST' | 'ENOTEMPTY' | 'EISDIR' | 'ENOTDIR' | 'ENAMETOOLONG' | 'EINVAL'
   | 'EIO' | 'ENOSPC' | 'EROFS' | 'EBADF' | 'EPERM' | 'EACCES' | 'ELOOP' | 'EFBIG' | 'EXDEV' | 'EAGAIN' | 'EBUSY'
+  | 'ENODATA' | 'ERANGE' | 'E2BIG' | 'EOPNOTSUPP'
 
 export class FsError extends Error {
   constructor(readonly code: Errno, message: string) {
@@ -17,8 +18,41 @@ export const S_IFMT = 0o170000
 export const S_IFDIR = 0o040000
 export const S_IFREG = 0o100000
 export const S_IFLNK = 0o120000
+export const S_IFIFO = 0o010000
+export const S_IFCHR = 0o020000
+export const S_IFBLK = 0o060000
+export const S_IFSOCK = 0o140000
+
+/** Whether `mode`'s type is a FIFO, socket or device node (what mknod makes besides regular files). */
+export function isSpecialType(mode: number): boolean {
+  const type = mode & S_IFMT
+  return type === S_IFIFO || type === S_IFCHR || type === S_IFBLK || type === S_IFSOCK
+}
+
+/**
+ * Largest file size: 16 TiB, ext4's limit with 4 KiB blocks. Sizes and offsets stay exact in a JS
+ * number far below it, and a sparse file of this size costs nothing but its data. A truncate,
+ * fallocate or write past it fails with EFBIG (a write that crosses it is cut short, as on ext4).
+ */
+export const MAX_FILE_SIZE = 2 ** 44
+
+/** Longest symlink target in bytes (PATH_MAX less the terminating NUL, as Linux allows). */
+export const MAX_SYMLINK_BYTES = 4095
+
+/** Extended attributes: Linux's own bounds on a name and a value, and ours on one inode's total. */
+export const XATTR_NAME_MAX = 255
+export const XATTR_SIZE_MAX = 65536
+export const XATTR_TOTAL_MAX = 256 * 1024
+/** setxattr flags. */
+export const XATTR_CREATE = 1
+export const XATTR_REPLACE = 2
+
+/** fallocate modes (linux/falloc.h): only 0 and KEEP_SIZE are supported. */
+export const FALLOC_FL_KEEP_SIZE = 0x01
 
 export interface Attr {
+  /** The inode number (st_ino): every name of a file shows the same one. */
+  ino: number
   /** File type and permission bits, as in st_mode. */
   mode: number
   nlink: number
@@ -28,6 +62,15 @@ export interface Attr {
   atimeMs: number
   mtimeMs: number
   ctimeMs: number
+  /** Device number of a character or block device, else 0. */
+  rdev: number
+}
+
+/** One name in a directory listing, with what readdir reports of it (d_ino, d_type). */
+export interface DirEntry {
+  name: string
+  ino: number
+  mode: number
 }
 
 export interface StatFs {
@@ -49,9 +92,11 @@ export const O_APPEND = 0o2000
 export interface FileSystem {
   readonly readOnly: boolean
   getattr(path: string): Promise<Attr>
-  /** Names in the directory, without '.' and '..'. */
-  readdir(path: string): Promise<string[]>
+  /** Entries of the directory, without '.' and '..'. */
+  readdir(path: string): Promise<DirEntry[]>
   mkdir(path: string, mode: number, uid: number, gid: number): Promise<void>
+  /** mknod(2): `mode` holds the type (FIFO, socket, device or regular file) and permission bits. */
+  mknod(path: string, mode: number, rdev: number, uid: number, gid: number): Promise<void>
   rmdir(path: string): Promise<void>
   unlink(path: string): Promise<void>
   /** Replaces an existing target as rename(2) does (a directory only by an empty directory). */
@@ -62,6 +107,11 @@ export interface FileSystem {
   chmod(path: string, mode: number): Promise<void>
   chown(path: string, uid: number, gid: number): Promise<void>
   utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void>
+  /** Extended attributes (only user.* names reach the file system). */
+  setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void>
+  getxattr(path: string, name: string): Promise<Buffer>
+  listxattr(path: string): Promise<string[]>
+  removexattr(path: string, name: string): Promise<void>
   truncate(path: string, size: number): Promise<void>
   /** Creates (or, without O_EXCL semantics, opens) a regular file; returns a file handle. */
   create(path: string, mode: number, uid: number, gid: number, flags: number): Promise<number>
@@ -71,6 +121,8 @@ export interface FileSystem {
   /** Writes `length` bytes of `buffer` at `position` (buffered: returns at memory speed). */
   write(fh: number, buffer: Buffer, length: number, position: number): Promise<number>
   ftruncate(fh: number, size: number): Promise<void>
+  /** fallocate(2): mode 0 may extend the size; FALLOC_FL_KEEP_SIZE only checks the range. */
+  fallocate(fh: number, mode: number, offset: number, length: number): Promise<void>
   /** close(2) of one descriptor: the file's data and metadata are committed when it returns. */
   flush(fh: number): Promise<void>
   fsync(fh: number): Promise<void>

@@ -7,9 +7,17 @@ import { Entry, Namespace, SerializedInode } from './namespace'
 import { ReplicatedRecord } from './replicated-record'
 import { VolumeStore, metadataCopies } from './store'
 
+/**
+ * Metadata format versions this code reads. 1: the first release. 2: inode numbers, sparse chunk
+ * lists in checkpoints ('parts'), special files and extended attributes ('xattr' entries). Every
+ * head this code writes carries HEAD_VERSION; a format-1 volume is upgraded by its next writer.
+ */
+export const HEAD_VERSION = 2
+const READABLE_VERSIONS: readonly number[] = [1, 2]
+
 export interface Head {
   format: 'edfs-volume'
-  version: 1
+  version: number
   volumeId: string
   /** Bumped by every commit. */
   seq: number
@@ -53,6 +61,17 @@ export const CHECKPOINT_AFTER_BYTES = 16 * 1024 * 1024
 /** Most bytes of entries carried inline in the head. */
 export const TAIL_MAX_BYTES = 64 * 1024
 
+/** Refuses a head this code cannot read, before anything of the volume is interpreted. */
+export function checkHead(head: Head): void {
+  if (head.format !== 'edfs-volume') throw new MetadataError(`the volume head has an unknown format ${JSON.stringify(head.format)}`)
+  if (!READABLE_VERSIONS.includes(head.version)) {
+    throw new MetadataError(
+      `the volume has metadata format version ${JSON.stringify(head.version)}, and this edfs reads versions ${READABLE_VERSIONS.join(', ')}: ` +
+        (typeof head.version === 'number' && head.version > HEAD_VERSION ? 'upgrade edfs to use it' : 'the head is damaged'),
+    )
+  }
+}
+
 export interface LoadResult {
   log: MetadataLog
   ns: Namespace
@@ -79,6 +98,14 @@ export class MetadataLog {
     return this.current
   }
 
+  /** Whether the volume is of an older format that its next writer must upgrade (a checkpoint). */
+  get upgradeNeeded(): boolean {
+    return this.current.version < HEAD_VERSION || this.numbered > 0
+  }
+
+  /** Inodes that the last build had to number (format 1 stored no inode numbers). */
+  private numbered = 0
+
   /** Writes a new volume: its first checkpoint holds `ns`. */
   static async create(store: VolumeStore, keys: VolumeKeys, ns: Namespace, params: { volumeId: string; replicas: number }): Promise<MetadataLog> {
     const record = MetadataLog.headRecord(store, keys)
@@ -86,7 +113,7 @@ export class MetadataLog {
     if (existing) throw new Error(`a volume already exists here (id ${existing.volumeId})`)
     ns.takePending()
     const head: Head = {
-      format: 'edfs-volume', version: 1, volumeId: params.volumeId, seq: 0, rootId: ns.rootId, chunkSize: ns.chunkSize, replicas: params.replicas,
+      format: 'edfs-volume', version: HEAD_VERSION, volumeId: params.volumeId, seq: 0, rootId: ns.rootId, chunkSize: ns.chunkSize, replicas: params.replicas,
       checkpoint: { seq: 0, pieces: [] }, journal: [], journalBytes: 0, updatedAt: Date.now(),
     }
     const log = new MetadataLog(store, keys, record, head)
@@ -111,6 +138,7 @@ export class MetadataLog {
     const record = MetadataLog.headRecord(store, keys)
     const head = await MetadataLog.latest(record)
     if (!head) throw new MetadataError('no volume found on the servers (run `edfs init` first)')
+    checkHead(head)
     const log = new MetadataLog(store, keys, record, head)
     const { ns, truncatedAt } = await log.build(head, opts.tolerateBrokenJournal ?? false)
     return { log, ns, truncatedAt }
@@ -120,12 +148,14 @@ export class MetadataLog {
   async refresh(ns: Namespace): Promise<Namespace | null> {
     const head = await MetadataLog.latest(this.record)
     if (!head || head.seq <= this.current.seq) return null
+    checkHead(head)
     const sameCheckpoint = head.checkpoint.seq === this.current.checkpoint.seq && this.current.journal.every((id, k) => head.journal[k] === id)
     let next: Namespace
     if (sameCheckpoint) {
       // The new entries start with our old tail (moved into a blob, or still inline): skip it.
       const { entries } = await this.readJournal(head.journal.slice(this.current.journal.length), false)
       for (const e of [...entries, ...(head.tail ?? [])].slice(this.current.tail?.length ?? 0)) ns.apply(e)
+      ns.numberInodes()
       next = ns
     } else next = (await this.build(head, true)).ns
     this.current = head
@@ -184,13 +214,15 @@ export class MetadataLog {
     try {
       // A copy may be replaced when it is older (a server that missed commits) or ours (a write whose
       // answer was lost, e.g. a timeout after the server had stored it).
-      await this.record.write({ ...next, writer: this.writer }, (copy) =>
+      next = { ...next, version: HEAD_VERSION, writer: this.writer }
+      await this.record.write(next, (copy) =>
         !copy || (copy.volumeId === next.volumeId && (copy.seq <= prevSeq || copy.writer === this.writer)))
     } catch (err) {
       if ((err as Error).name === 'RecordConflictError') throw new HeadMovedError()
       throw err
     }
     this.current = next
+    this.numbered = 0
   }
 
   private context(what: string): string {
@@ -214,6 +246,7 @@ export class MetadataLog {
       const ns = Namespace.deserialize(head.rootId, head.chunkSize, inodes)
       const { entries, error } = await this.readJournal(head.journal, tolerateBrokenJournal)
       for (const e of error ? entries : [...entries, ...(head.tail ?? [])]) ns.apply(e)
+      this.numbered = ns.numberInodes()
       return { ns, truncatedAt: error }
     } finally {
       this.current = saved

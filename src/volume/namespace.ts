@@ -2,7 +2,7 @@
 // applied through `apply`, the same function that replays the journal at load: what a mount sees
 // and what a later load rebuilds cannot drift apart.
 import { randomBytes } from 'node:crypto'
-import { FsError, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './fs-types'
+import { FsError, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, isSpecialType } from './fs-types'
 import { splitParent, splitPath } from './paths'
 
 /** A chunk stored as a sealed blob on the servers. */
@@ -55,15 +55,22 @@ export function cutRef(r: ChunkRef, len: number): ChunkRef {
 }
 
 /** The blobs a file's chunks are stored in (inline chunks have none). */
-export function chunkBlobs(node: { chunks?: (ChunkRef | null)[] }): { ref: BlobRef; index: number }[] {
+export function chunkBlobs(node: { chunks?: ChunkMap }): { ref: BlobRef; index: number }[] {
   const out: { ref: BlobRef; index: number }[] = []
   node.chunks?.forEach((ref, index) => {
-    if (ref && isBlobRef(ref)) out.push({ ref, index })
+    if (isBlobRef(ref)) out.push({ ref, index })
   })
   return out
 }
 
-export type Kind = 'dir' | 'file' | 'symlink'
+/**
+ * A file's chunks that hold data, by index: a hole has no entry, so a sparse file costs memory and
+ * metadata in proportion to its data, not its length.
+ */
+export type ChunkMap = Map<number, ChunkRef>
+
+/** 'special': a FIFO, socket or device node (the type is in `mode`, a device's number in `rdev`). */
+export type Kind = 'dir' | 'file' | 'symlink' | 'special'
 
 /** An inode's attributes: what an 'ino' journal entry carries. */
 export interface InodeAttrs {
@@ -78,11 +85,17 @@ export interface InodeAttrs {
   mtimeMs: number
   ctimeMs: number
   target?: string
+  /** The inode number (st_ino): unique in the volume, never reused. Format 1 had none (see numberInodes). */
+  inum?: number
+  /** Device number of a character or block device. */
+  rdev?: number
 }
 
 export interface Inode extends InodeAttrs {
   entries?: Map<string, string>
-  chunks?: (ChunkRef | null)[]
+  chunks?: ChunkMap
+  /** Extended attributes (user.* names) -> value. */
+  xattrs?: Map<string, Buffer>
 }
 
 export type Entry =
@@ -91,11 +104,24 @@ export type Entry =
   | { t: 'unlink'; dir: string; name: string }
   | { t: 'drop'; ino: string }
   | { t: 'chunks'; ino: string; size: number; set: [number, StoredRef | null][] }
+  /** Sets (value in base64) or removes (null) one extended attribute. Since format 2. */
+  | { t: 'xattr'; ino: string; name: string; value: string | null }
 
 /** An inode as stored in a checkpoint. */
 export interface SerializedInode extends InodeAttrs {
   entries?: [string, string][]
+  /** Format 1: every chunk index up to the size, null for a hole. */
   chunks?: (StoredRef | null)[]
+  /** Format 2: only the chunks that hold data, as [index, ref]. */
+  parts?: [number, StoredRef][]
+  /** Format 2: extended attributes as [name, base64 value]. */
+  xattrs?: [string, string][]
+}
+
+/** The attributes of an inode without its contents (what an 'ino' entry records). */
+function attrsOf(node: Inode): InodeAttrs {
+  const { entries: _e, chunks: _c, xattrs: _x, ...attrs } = node
+  return attrs
 }
 
 export const DIR_SIZE = 4096
@@ -104,20 +130,40 @@ export function newInodeId(): string {
   return randomBytes(16).toString('hex')
 }
 
-const typeBits: Record<Kind, number> = { dir: S_IFDIR, file: S_IFREG, symlink: S_IFLNK }
+const typeBits: Record<Exclude<Kind, 'special'>, number> = { dir: S_IFDIR, file: S_IFREG, symlink: S_IFLNK }
+
+/** The file type bits of a new inode of `kind` (a special file's come with its mode). */
+function typeOf(kind: Kind, mode: number): number {
+  if (kind !== 'special') return typeBits[kind]
+  if (!isSpecialType(mode)) throw new FsError('EINVAL', `not a FIFO, socket or device type: ${(mode & S_IFMT).toString(8)}`)
+  return mode & S_IFMT
+}
+
+/** Inode numbers are kept exact in a JS number (and in the binding's two 32-bit words). */
+const MAX_INUM = Number.MAX_SAFE_INTEGER
+
+/**
+ * Most names in one directory. readdir hands the kernel the whole listing at once (libfuse 2's
+ * high-level API), so its cost on the event loop grows with the directory: this bounds it.
+ */
+export const MAX_DIR_ENTRIES = 1_000_000
 
 export class Namespace {
   private readonly inodes = new Map<string, Inode>()
   /** Directory id -> its parent's id (directories have exactly one name). */
   private readonly parents = new Map<string, string>()
   private pending: Entry[] = []
+  /** The next inode number to give out (one past the highest ever seen). */
+  private nextInum = 1
+  /** MAX_DIR_ENTRIES; tests lower it. */
+  maxDirEntries = MAX_DIR_ENTRIES
 
   constructor(readonly rootId: string, readonly chunkSize: number) {}
 
   /** A namespace holding only an empty root directory (owned by the creator). */
   static empty(rootId: string, chunkSize: number, uid: number, gid: number, now = Date.now()): Namespace {
     const ns = new Namespace(rootId, chunkSize)
-    ns.record({ t: 'ino', ino: { id: rootId, kind: 'dir', mode: S_IFDIR | 0o755, uid, gid, nlink: 2, size: DIR_SIZE, atimeMs: now, mtimeMs: now, ctimeMs: now } })
+    ns.record({ t: 'ino', ino: { id: rootId, kind: 'dir', mode: S_IFDIR | 0o755, uid, gid, nlink: 2, size: DIR_SIZE, atimeMs: now, mtimeMs: now, ctimeMs: now, inum: ns.nextInum } })
     return ns
   }
 
@@ -183,17 +229,31 @@ export class Namespace {
 
   makeInode(kind: Kind, mode: number, uid: number, gid: number, extra: Partial<InodeAttrs> = {}): InodeAttrs {
     const now = Date.now()
+    if (this.nextInum > MAX_INUM) throw new FsError('ENOSPC', 'the volume has used up its inode numbers')
     return {
-      id: newInodeId(), kind, mode: (mode & ~S_IFMT) | typeBits[kind], uid, gid,
+      id: newInodeId(), kind, mode: (mode & ~S_IFMT) | typeOf(kind, mode), uid, gid,
       nlink: kind === 'dir' ? 2 : 1, size: kind === 'dir' ? DIR_SIZE : 0,
-      atimeMs: now, mtimeMs: now, ctimeMs: now, ...extra,
+      atimeMs: now, mtimeMs: now, ctimeMs: now, inum: this.nextInum++, ...extra,
     }
+  }
+
+  /**
+   * Gives every inode without a number one (volumes of format 1 had none), in a fixed order after
+   * the highest number in use. Returns how many it numbered: a writer then checkpoints, so the
+   * numbers stay the same on every later load.
+   */
+  numberInodes(): number {
+    const missing = [...this.inodes.values()].filter((n) => n.inum === undefined)
+    missing.sort((a, b) => (a.id === this.rootId ? -1 : b.id === this.rootId ? 1 : a.id < b.id ? -1 : 1))
+    for (const node of missing) node.inum = this.nextInum++
+    return missing.length
   }
 
   /** Adds a new inode under `path`; EEXIST when the name is taken. */
   add(path: string, attrs: InodeAttrs): Inode {
     const { dir, name } = this.resolveParent(path)
     if (dir.entries!.has(name)) throw new FsError('EEXIST', `already exists: ${path}`)
+    this.checkRoom(dir, path)
     this.record({ t: 'ino', ino: attrs })
     this.record({ t: 'link', dir: dir.id, name, ino: attrs.id })
     this.touchDir(dir, attrs.kind === 'dir' ? 1 : 0)
@@ -206,6 +266,7 @@ export class Namespace {
     if (node.kind === 'dir') throw new FsError('EPERM', `cannot hard-link a directory: ${existing}`)
     const { dir, name } = this.resolveParent(newPath)
     if (dir.entries!.has(name)) throw new FsError('EEXIST', `already exists: ${newPath}`)
+    this.checkRoom(dir, newPath)
     this.record({ t: 'link', dir: dir.id, name, ino: node.id })
     this.setAttrs(node, { nlink: node.nlink + 1, ctimeMs: Date.now() })
     this.touchDir(dir, 0)
@@ -248,6 +309,7 @@ export class Namespace {
     }
     const existing = this.lookup(dst.dir, dst.name)
     if (existing === node) return undefined
+    if (!existing && dst.dir !== src.dir) this.checkRoom(dst.dir, to)
     if (existing) {
       if (existing.kind === 'dir') {
         if (node.kind !== 'dir') throw new FsError('EISDIR', `is a directory: ${to}`)
@@ -269,9 +331,14 @@ export class Namespace {
   }
 
   /** Changes attributes of an inode and records the new state. */
-  setAttrs(node: Inode, changes: Partial<Omit<InodeAttrs, 'id' | 'kind'>>): void {
-    const { entries: _e, chunks: _c, ...attrs } = node
-    this.record({ t: 'ino', ino: { ...attrs, ...changes } })
+  setAttrs(node: Inode, changes: Partial<Omit<InodeAttrs, 'id' | 'kind' | 'inum'>>): void {
+    this.record({ t: 'ino', ino: { ...attrsOf(node), ...changes } })
+  }
+
+  /** Sets (or with null removes) one extended attribute and records it, with the new ctime. */
+  setXattr(node: Inode, name: string, value: Buffer | null): void {
+    this.record({ t: 'xattr', ino: node.id, name, value: value ? value.toString('base64') : null })
+    this.setAttrs(node, { ctimeMs: Date.now() })
   }
 
   /** Sets the file's size and some chunk refs; the chunk list is trimmed to the size. */
@@ -282,6 +349,10 @@ export class Namespace {
   /** Removes an inode that no name and no open file refers to any more. */
   drop(node: Inode): void {
     this.record({ t: 'drop', ino: node.id })
+  }
+
+  private checkRoom(dir: Inode, path: string): void {
+    if (dir.entries!.size >= this.maxDirEntries) throw new FsError('ENOSPC', `directory full (${this.maxDirEntries} entries): ${path}`)
   }
 
   private touchDir(dir: Inode, subdirDelta: number): void {
@@ -309,9 +380,10 @@ export class Namespace {
         else {
           const node: Inode = { ...entry.ino }
           if (node.kind === 'dir') node.entries = new Map()
-          if (node.kind === 'file') node.chunks = []
+          if (node.kind === 'file') node.chunks = new Map()
           this.inodes.set(node.id, node)
         }
+        this.sawInum(entry.ino.inum)
         return
       }
       case 'link':
@@ -332,14 +404,28 @@ export class Namespace {
         const node = this.inodes.get(entry.ino)
         if (!node || node.kind !== 'file') throw new Error(`journal: chunks for unknown file ${entry.ino}`)
         const chunks = node.chunks!
-        for (const [i, ref] of entry.set) chunks[i] = ref ? loadRef(ref) : null
+        for (const [i, ref] of entry.set) {
+          if (ref) chunks.set(i, loadRef(ref))
+          else chunks.delete(i)
+        }
         const count = Math.ceil(entry.size / this.chunkSize)
-        for (let i = 0; i < count; i++) if (chunks[i] === undefined) chunks[i] = null
-        chunks.length = count
+        for (const i of chunks.keys()) if (i >= count) chunks.delete(i)
         node.size = entry.size
         return
       }
+      case 'xattr': {
+        const node = this.inodes.get(entry.ino)
+        if (!node) throw new Error(`journal: xattr for unknown inode ${entry.ino}`)
+        if (entry.value === null) node.xattrs?.delete(entry.name)
+        else (node.xattrs ??= new Map()).set(entry.name, Buffer.from(entry.value, 'base64'))
+        if (node.xattrs?.size === 0) delete node.xattrs
+        return
+      }
     }
+  }
+
+  private sawInum(inum: number | undefined): void {
+    if (inum !== undefined && inum >= this.nextInum) this.nextInum = inum + 1
   }
 
   private dirOf(id: string): Inode {
@@ -350,26 +436,34 @@ export class Namespace {
 
   // ---- checkpoints ----
 
+  /** The checkpoint form (format 2): sparse chunk lists, extended attributes. */
   serialize(): SerializedInode[] {
     const out: SerializedInode[] = []
     for (const node of this.inodes.values()) {
-      const { entries, chunks, ...attrs } = node
-      const s: SerializedInode = { ...attrs }
-      if (entries) s.entries = [...entries]
-      if (chunks) s.chunks = chunks.map((c) => (c ? storeRef(c) : null))
+      const s: SerializedInode = attrsOf(node)
+      if (node.entries) s.entries = [...node.entries]
+      if (node.chunks) s.parts = [...node.chunks].map(([i, ref]) => [i, storeRef(ref)])
+      if (node.xattrs) s.xattrs = [...node.xattrs].map(([name, value]) => [name, value.toString('base64')])
       out.push(s)
     }
     return out
   }
 
+  /** Reads a checkpoint of format 1 or 2. */
   static deserialize(rootId: string, chunkSize: number, inodes: SerializedInode[]): Namespace {
     const ns = new Namespace(rootId, chunkSize)
     for (const s of inodes) {
-      const { entries, chunks, ...attrs } = s
+      const { entries, chunks, parts, xattrs, ...attrs } = s
       const node: Inode = { ...attrs }
       if (attrs.kind === 'dir') node.entries = new Map(entries ?? [])
-      if (attrs.kind === 'file') node.chunks = (chunks ?? []).map((c) => (c ? loadRef(c) : null))
+      if (attrs.kind === 'file') {
+        node.chunks = new Map()
+        for (const [i, ref] of parts ?? []) node.chunks.set(i, loadRef(ref))
+        chunks?.forEach((ref, i) => ref && node.chunks!.set(i, loadRef(ref)))
+      }
+      if (xattrs?.length) node.xattrs = new Map(xattrs.map(([name, value]) => [name, Buffer.from(value, 'base64')]))
       ns.inodes.set(node.id, node)
+      ns.sawInum(node.inum)
     }
     for (const node of ns.inodes.values()) {
       if (node.kind !== 'dir') continue

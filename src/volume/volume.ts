@@ -4,13 +4,15 @@ import { VolumeKeys, rootInodeId } from '../crypto'
 import { ChunkCache } from './chunk-cache'
 import { FileData, FileState } from './file-data'
 import {
-  Attr, FileSystem, FsError, O_ACCMODE, O_RDONLY, O_TRUNC, StatFs,
+  Attr, DirEntry, FALLOC_FL_KEEP_SIZE, FileSystem, FsError, MAX_FILE_SIZE, MAX_SYMLINK_BYTES, O_ACCMODE, O_RDONLY, O_TRUNC,
+  S_IFBLK, S_IFCHR, S_IFMT, S_IFREG, StatFs, isSpecialType,
 } from './fs-types'
 import { GroupCommit } from './group-commit'
 import { Lease } from './lease'
 import { HeadMovedError, MetadataLog } from './metadata'
 import { Inode, Namespace } from './namespace'
 import { MAX_NAME_BYTES } from './paths'
+import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs'
 import { VolumeStore } from './store'
 
 export interface VolumeOptions {
@@ -92,6 +94,12 @@ export class Volume implements FileSystem {
     try {
       const { log, ns, truncatedAt } = await MetadataLog.load(store, keys, { tolerateBrokenJournal: opts.readOnly })
       if (truncatedAt) opts.log?.(`warning: ${truncatedAt.message}; showing the volume as of the last readable commit`)
+      // A volume of format 1 has no inode numbers: the writer numbers its inodes and checkpoints at
+      // once, so that every later load (and every reader) sees the same numbers.
+      if (log.upgradeNeeded && !opts.readOnly) {
+        await log.checkpoint(ns)
+        opts.log?.(`volume upgraded to metadata format ${log.head.version}`)
+      }
       const volume = new Volume(store, keys, log, ns, lease, opts)
       if (opts.readOnly) volume.follow(opts.followIntervalMs ?? 2000)
       return volume
@@ -131,16 +139,22 @@ export class Volume implements FileSystem {
   attrOf(node: Inode): Attr {
     const state = this.states.get(node.id)
     return {
-      mode: node.mode, nlink: node.nlink, uid: node.uid, gid: node.gid,
+      ino: node.inum!, mode: node.mode, nlink: node.nlink, uid: node.uid, gid: node.gid,
       size: state ? state.size : node.size,
       atimeMs: node.atimeMs, mtimeMs: state ? state.mtimeMs : node.mtimeMs, ctimeMs: node.ctimeMs,
+      rdev: node.rdev ?? 0,
     }
   }
 
-  async readdir(path: string): Promise<string[]> {
+  async readdir(path: string): Promise<DirEntry[]> {
     const node = this.ns.resolve(path)
     if (node.kind !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${path}`)
-    return [...node.entries!.keys()]
+    const out: DirEntry[] = []
+    for (const [name, id] of node.entries!) {
+      const child = this.ns.get(id)
+      if (child) out.push({ name, ino: child.inum!, mode: child.mode })
+    }
+    return out
   }
 
   async readlink(path: string): Promise<string> {
@@ -195,9 +209,26 @@ export class Volume implements FileSystem {
     this.scheduleCommit()
   }
 
+  async mknod(path: string, mode: number, rdev: number, uid: number, gid: number): Promise<void> {
+    this.writable()
+    const type = mode & S_IFMT
+    if (type === 0 || type === S_IFREG) {
+      this.ns.add(path, this.ns.makeInode('file', mode, uid, gid))
+      this.scheduleCommit()
+      return
+    }
+    if (!isSpecialType(mode)) throw new FsError('EINVAL', `mknod: not a FIFO, socket, device or regular file type: ${type.toString(8)}`)
+    const isDevice = type === S_IFCHR || type === S_IFBLK
+    this.ns.add(path, this.ns.makeInode('special', mode, uid, gid, isDevice ? { rdev: rdev >>> 0 } : {}))
+    this.scheduleCommit()
+  }
+
   async symlink(target: string, path: string, uid: number, gid: number): Promise<void> {
     this.writable()
-    this.ns.add(path, this.ns.makeInode('symlink', 0o777, uid, gid, { target, size: Buffer.byteLength(target) }))
+    const bytes = Buffer.byteLength(target)
+    if (bytes === 0) throw new FsError('ENOENT', `symlink: empty target for ${path}`)
+    if (bytes > MAX_SYMLINK_BYTES) throw new FsError('ENAMETOOLONG', `symlink target of ${bytes} bytes (at most ${MAX_SYMLINK_BYTES}): ${path}`)
+    this.ns.add(path, this.ns.makeInode('symlink', 0o777, uid, gid, { target, size: bytes }))
     this.scheduleCommit()
   }
 
@@ -226,6 +257,28 @@ export class Volume implements FileSystem {
     this.scheduleCommit()
   }
 
+  // ---- extended attributes (src/volume/xattrs.ts has the rules) ----
+
+  async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    this.writable()
+    setXattr(this.ns, this.ns.resolve(path), name, value, flags)
+    this.scheduleCommit()
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    return getXattr(this.ns.resolve(path), name)
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    return listXattrs(this.ns.resolve(path))
+  }
+
+  async removexattr(path: string, name: string): Promise<void> {
+    this.writable()
+    removeXattr(this.ns, this.ns.resolve(path), name)
+    this.scheduleCommit()
+  }
+
   async truncate(path: string, size: number): Promise<void> {
     this.writable()
     const node = this.fileAt(path)
@@ -233,9 +286,19 @@ export class Volume implements FileSystem {
   }
 
   async ftruncate(fh: number, size: number): Promise<void> {
-    const h = this.handle(fh)
-    if (!h.writable) throw new FsError('EBADF', 'file not open for writing')
-    await this.truncateState(h.state, size)
+    await this.truncateState(this.writableHandle(fh).state, size)
+  }
+
+  async fallocate(fh: number, mode: number, offset: number, length: number): Promise<void> {
+    const h = this.writableHandle(fh)
+    if (mode & ~FALLOC_FL_KEEP_SIZE) throw new FsError('EOPNOTSUPP', `fallocate mode ${mode} is not supported (only 0 and FALLOC_FL_KEEP_SIZE)`)
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0) {
+      throw new FsError('EINVAL', `fallocate: bad range ${offset}+${length}`)
+    }
+    const end = offset + length
+    if (end > MAX_FILE_SIZE) throw new FsError('EFBIG', `fallocate past the largest file size (${MAX_FILE_SIZE} bytes)`)
+    // Nothing to reserve: chunks take space when written. Mode 0 extends the size, as on ext4.
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && end > h.state.size) await this.truncateState(h.state, end)
   }
 
   // ---- files ----
@@ -275,11 +338,13 @@ export class Volume implements FileSystem {
   }
 
   async write(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
-    const h = this.handle(fh)
-    if (!h.writable) throw new FsError('EBADF', 'file not open for writing')
-    this.writable()
-    await this.data.write(h.state, length === buffer.length ? buffer : buffer.subarray(0, length), position)
-    return length
+    const h = this.writableHandle(fh)
+    if (!Number.isSafeInteger(position) || position < 0) throw new FsError('EINVAL', `bad write offset ${position}`)
+    // As on ext4: at or past the largest size EFBIG, across it a short write.
+    if (position >= MAX_FILE_SIZE && length > 0) throw new FsError('EFBIG', `write at ${position}, past the largest file size (${MAX_FILE_SIZE} bytes)`)
+    const n = Math.min(length, buffer.length, MAX_FILE_SIZE - position)
+    await this.data.write(h.state, n === buffer.length ? buffer : buffer.subarray(0, n), position)
+    return n
   }
 
   async flush(fh: number): Promise<void> {
@@ -458,6 +523,7 @@ export class Volume implements FileSystem {
   private async truncateState(state: FileState, size: number): Promise<void> {
     this.writable()
     if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`)
+    if (size > MAX_FILE_SIZE) throw new FsError('EFBIG', `size ${size} is past the largest file size (${MAX_FILE_SIZE} bytes)`)
     await this.data.truncate(state, size)
     this.recordFile(state)
     this.scheduleCommit()
@@ -476,6 +542,13 @@ export class Volume implements FileSystem {
   private handle(fh: number): Handle {
     const h = this.handles.get(fh)
     if (!h) throw new FsError('EBADF', `bad file handle ${fh}`)
+    return h
+  }
+
+  private writableHandle(fh: number): Handle {
+    const h = this.handle(fh)
+    if (!h.writable) throw new FsError('EBADF', 'file not open for writing')
+    this.writable()
     return h
   }
 

@@ -26,8 +26,8 @@ t.test('errno mapping', async (t) => {
 })
 
 t.test('stat and statfs conversion', async (t) => {
-  const st = toFuseStat({ mode: 0o100644, nlink: 1, uid: 1, gid: 2, size: 1000, atimeMs: 1.7, mtimeMs: 2000.9, ctimeMs: 3 })
-  t.match(st, { mode: 0o100644, uid: 1, gid: 2, size: 1000, atime: 1, mtime: 2000, ctime: 3, blocks: 2 })
+  const st = toFuseStat({ ino: 2 ** 40 + 5, mode: 0o100644, nlink: 1, uid: 1, gid: 2, size: 1000, atimeMs: 1.7, mtimeMs: 2000.9, ctimeMs: 3, rdev: 0 })
+  t.match(st, { ino: 2 ** 40 + 5, mode: 0o100644, uid: 1, gid: 2, size: 1000, atime: 1, mtime: 2000, ctime: 3, blocks: 2 })
   const big = toFuseStatfs({ blockSize: 4096, totalBytes: 2 ** 50, freeBytes: 2 ** 49, files: 10, maxNameLength: 255 })
   t.ok(big.blocks <= 0xffffffff && big.blocks * big.frsize === 2 ** 50, 'a 1 PiB volume fits the uint32 fields')
   t.equal(big.bfree * big.frsize, 2 ** 49)
@@ -56,7 +56,11 @@ t.test('operations', async (t) => {
   const [err, fh] = await call<number>((cb) => ops.create('/d/f', 0o100640, cb))
   t.equal(err, 0)
   t.ok(fh! >= 1)
-  t.same(await call((cb) => ops.readdir('/d', cb as never)), [0, ['.', '..', 'f']])
+  const listing = await new Promise<unknown[]>((resolve) => ops.readdir('/d', (...args) => resolve(args)))
+  const [, dirAttr] = await call<{ ino?: number }>((cb) => ops.getattr('/d', cb))
+  const [, fileAttr] = await call<{ ino?: number; mode: number }>((cb) => ops.getattr('/d/f', cb))
+  t.same(listing[1], ['.', '..', 'f'])
+  t.match(listing[2], [{ ino: dirAttr!.ino }, { ino: 1 }, { ino: fileAttr!.ino, mode: fileAttr!.mode }], 'a stat per name: d_ino and d_type')
   t.same(await call((cb) => ops.getattr('/nope', cb)), [-2, undefined], 'ENOENT')
   t.same(await call((cb) => ops.rmdir('/d', cb)), [-39, undefined], 'ENOTEMPTY')
 

@@ -1,0 +1,115 @@
+// A frozen volume of metadata format 1 (test/volume/fixtures/format-1/volume.json, written by the
+// first release over the in-memory store) must keep opening: read-only as it is, and read-write,
+// which upgrades it to the current format with the same contents and stable inode numbers.
+import t, { type Test } from 'tap'
+import { readFileSync } from 'node:fs'
+import * as path from 'node:path'
+import { deriveVolumeKeys } from '../../src/crypto'
+import { O_RDONLY } from '../../src/volume/fs-types'
+import { HEAD_VERSION, MetadataLog } from '../../src/volume/metadata'
+import { Volume } from '../../src/volume/volume'
+import { MemoryStore } from './fixtures/memory-store'
+
+interface Fixture {
+  masterKeyHex: string
+  blobs: [string, string][]
+  records: [string, [string, number, string][]][]
+}
+
+// The fixture lives in the source tree (tests run from dist/test/volume).
+const FIXTURE = path.join(__dirname, '../../../test/volume/fixtures/format-1/volume.json')
+const C = 64 * 1024
+
+function loadFixture(): { store: MemoryStore; keys: ReturnType<typeof deriveVolumeKeys> } {
+  const f = JSON.parse(readFileSync(FIXTURE, 'utf8')) as Fixture
+  const store = new MemoryStore(2, 4)
+  for (const [id, b64] of f.blobs) store.blobs.set(id, { data: Buffer.from(b64, 'base64'), mtimeMs: 0 })
+  for (const [server, recs] of f.records) {
+    store.records.set(server, new Map(recs.map(([name, version, b64]) => [name, { version, value: Buffer.from(b64, 'base64') }])))
+  }
+  return { store, keys: deriveVolumeKeys(Buffer.from(f.masterKeyHex, 'hex')) }
+}
+
+/** The bytes the fixture's generator wrote. */
+function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n)
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + (i >> 8)) & 255
+  return b
+}
+
+async function readAll(v: Volume, p: string): Promise<Buffer> {
+  const size = (await v.getattr(p)).size
+  const fh = await v.open(p, O_RDONLY)
+  const out = Buffer.alloc(size)
+  for (let pos = 0; pos < size; ) pos += await v.read(fh, out.subarray(pos), Math.min(128 * 1024, size - pos), pos)
+  await v.release(fh)
+  return out
+}
+
+async function checkContents(t: Test, v: Volume, added: string[] = []): Promise<void> {
+  const big = pattern(3 * C + 1234, 1)
+  Buffer.from('OVERWRITE').copy(big, C - 4)
+  t.same(await readAll(v, '/docs/renamed.bin'), big, 'a multi-chunk file, renamed and overwritten across a chunk boundary')
+  t.same(await readAll(v, '/docs/deep/hard.bin'), big, 'its hard link shows the same data')
+  t.equal((await v.getattr('/docs/renamed.bin')).nlink, 2)
+  t.equal((await readAll(v, '/docs/small.txt')).toString(), 'hello from format 1\n', 'an inline small file')
+  const small = await v.getattr('/docs/small.txt')
+  t.match(small, { mode: 0o100600, uid: 1000, gid: 1000, atimeMs: 1600000000123, mtimeMs: 1600000000456 }, 'mode, owner and times')
+  const sparse = await readAll(v, '/sparse.bin')
+  t.equal(sparse.length, 5 * C + 10 + 1000)
+  t.ok(sparse.subarray(0, 5 * C + 10).every((b) => b === 0), 'the holes read as zeros')
+  t.same(sparse.subarray(5 * C + 10), pattern(1000, 2))
+  t.equal(await v.readlink('/link'), 'docs/small.txt')
+  t.equal((await readAll(v, '/after-checkpoint.txt')).toString(), 'journal entry after the checkpoint\n', 'a change from the journal after the checkpoint')
+  t.match((await v.getattr('/docs/deep')).mode, 0o40700)
+  t.same((await v.readdir('/')).map((e) => e.name).sort(), ['after-checkpoint.txt', 'docs', 'link', 'sparse.bin', ...added].sort())
+}
+
+async function inodeNumbers(v: Volume): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (const p of ['/', '/docs', '/docs/renamed.bin', '/docs/deep/hard.bin', '/docs/small.txt', '/sparse.bin', '/link']) out[p] = (await v.getattr(p)).ino
+  return out
+}
+
+t.test('a format-1 volume opens read-only, unchanged', async (t) => {
+  const { store, keys } = loadFixture()
+  const before = JSON.stringify([...store.records])
+  const v = await Volume.open(store, keys, { readOnly: true })
+  t.equal(v.head.version, 1, 'the fixture is of format 1')
+  await checkContents(t, v)
+  const nums = await inodeNumbers(v)
+  t.equal(nums['/docs/renamed.bin'], nums['/docs/deep/hard.bin'], 'hard links share an inode number')
+  t.equal(new Set(Object.values(nums)).size, Object.keys(nums).length - 1, 'every other inode has its own number')
+  await v.close()
+  t.equal(JSON.stringify([...store.records]), before, 'a reader writes nothing')
+})
+
+t.test('a format-1 volume opened read-write is upgraded, with the same contents and stable inode numbers', async (t) => {
+  const { store, keys } = loadFixture()
+  const reader = await Volume.open(store, keys, { readOnly: true })
+  const readerNums = await inodeNumbers(reader)
+  await reader.close()
+  const v = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 5 })
+  t.equal(v.head.version, HEAD_VERSION, `upgraded to format ${HEAD_VERSION}`)
+  const nums = await inodeNumbers(v)
+  t.same(nums, readerNums, 'the writer numbers the inodes as a reader of the old format did')
+  await checkContents(t, v)
+  await v.mkdir('/new', 0o755, 0, 0)
+  const fresh = (await v.getattr('/new')).ino
+  t.notOk(Object.values(nums).includes(fresh), 'a new inode takes a number of its own')
+  await v.close()
+  const again = await Volume.open(store, keys, { readOnly: true })
+  t.same(await inodeNumbers(again), nums, 'the numbers are kept by the next load')
+  await checkContents(t, again, ['new'])
+  await again.close()
+})
+
+t.test('a head of an unknown format version is refused with a clear error', async (t) => {
+  const { store, keys } = loadFixture()
+  const record = MetadataLog.headRecord(store, keys)
+  const head = await MetadataLog.latest(record)
+  await record.write({ ...head!, seq: head!.seq + 1, version: 99 }, () => true)
+  await t.rejects(Volume.open(store, keys, { readOnly: true }), /metadata format version 99.*reads versions 1, 2: upgrade edfs/)
+  await record.write({ ...head!, seq: head!.seq + 2, format: 'something-else' as 'edfs-volume' }, () => true)
+  await t.rejects(Volume.open(store, keys, { readOnly: true }), /unknown format "something-else"/)
+})
