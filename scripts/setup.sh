@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what edfs needs on a Debian/Ubuntu machine with Node 20: libfuse 2 and the fuse tools
 # (for mounts), python3/make/g++ (to build the patched fuse-native addon), then the npm packages.
-# --test adds what the test suite runs (sqlite3, git, openssl), --bench what the benchmark runs
+# --test adds what the test suite runs (sqlite3, git, openssl, python3, attr), --bench what the benchmark runs
 # (fio). Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,10 +78,12 @@ tools=()
 # The patched addon is built from source: on a fresh install, or when it was never built here.
 if [ $npm_ci = yes ] || [ ! -f node_modules/fuse-native/build/edfs-native.stamp ]; then tools+=(python3 make g++); fi
 case "${1:-}" in
-  --test) tools+=(sqlite3 git openssl) ;;
+  --test) tools+=(sqlite3 git openssl python3) ;;
   --bench) tools+=(fio) ;;
 esac
 for tool in "${tools[@]}"; do command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool"); done
+# getfattr/setfattr (the xattr tests) come in Debian's package attr.
+if [ "${1:-}" = --test ] && ! command -v setfattr >/dev/null 2>&1; then need_apt+=(attr); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "edfs setup: please install ${need_apt[*]} (as root: apt-get install -y ${need_apt[*]})" >&2

@@ -4,7 +4,7 @@
 // SIGKILL of the daemon by pid as a last resort), and each file checks /proc/mounts at the end.
 import type { Test } from 'tap'
 import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { TEST_USER, runEdfs, startServers, type RunResult, type RunningServer } from '../helpers/servers'
@@ -135,6 +135,8 @@ export interface MountOpts {
   readOnly?: boolean
   cfg?: string
   cacheSize?: string
+  /** --allow-other: other uids may use the mount (the volume's directory is made traversable). */
+  allowOther?: boolean
 }
 
 /** `edfs mount` in the background; throws if it fails. */
@@ -154,6 +156,10 @@ export async function tryMount(t: Test, vol: E2eVolume, opts: MountOpts = {}): P
   const args = ['mount', mnt, '--config', opts.cfg ?? vol.cfg]
   if (opts.readOnly) args.push('--read-only')
   if (opts.cacheSize) args.push('--cache-size', opts.cacheSize)
+  if (opts.allowOther) {
+    args.push('--allow-other')
+    await chmod(vol.dir, 0o711) // other uids reach the mount point through it, and list nothing
+  }
   const r = await runEdfs(args, { env: vol.env, timeoutMs: 150_000 })
   const pid = Number(/daemon pid (\d+)/.exec(r.stdout)?.[1] ?? 0)
   if (pid > 0) t.teardown(() => cleanupMount(vol, mnt, pid))
