@@ -1,9 +1,10 @@
 // POSIX details through a real edfs mount (daemon in its own process, --allow-other), many of them
 // as an unprivileged user (uid 65534 via setpriv): sizes at and past the largest file size, FIFOs,
 // device nodes and Unix sockets, hard-link identity and fresh attributes, one-sided times, user.*
-// extended attributes, fallocate — and all of it again after a remount.
+// extended attributes, fallocate — and all of it again after a remount; edfs ls and get beside it.
 import t from 'tap'
 import { readFile } from 'node:fs/promises'
+import { runEdfs } from '../helpers/servers'
 import { CMD_TIMEOUT, daemonLog, fuseUnavailable, leftoverMounts, makeVolume, mountVolume, run, type Sh } from './support'
 
 const skip = fuseUnavailable()
@@ -173,6 +174,19 @@ if (skip) {
       t.equal(await ok(`stat -c '%t %T' ${M}/null`), '1 3', 'the device number is kept')
       t.equal(await ok(`getfattr -d ${U}/xa ${U}`, true), x, 'extended attributes are kept')
       t.equal(await ok(`tail -c 4 ${U}/last`), 'tail')
+
+      // The CLI beside the mount: special files are listed with their type and skipped by get.
+      await ok(`mkdir ${M}/sp && echo content > ${M}/sp/file && mkfifo ${M}/sp/fifo`)
+      const ls = await runEdfs(['ls', '-l', '/sp', '--config', vol.cfg], { env: vol.env })
+      t.match(ls.stdout, /^p[rw-]{9} .* fifo$/m, `edfs ls -l shows a FIFO as p: ${ls.stderr}`)
+      const local = `${vol.dir}/got`
+      const got = await runEdfs(['get', '/sp', local, '--config', vol.cfg], { env: vol.env })
+      t.equal(got.code, 0, `edfs get of a tree with a FIFO: ${got.stderr}`)
+      t.match(got.stderr, /skipping \/sp\/fifo: a FIFO/, 'says what it skipped')
+      t.equal(await ok(`cat ${local}/file && ls ${local}`), 'content\nfile', 'copies the rest')
+      const one = await runEdfs(['get', '/null', `${vol.dir}/null`, '--config', vol.cfg], { env: vol.env })
+      t.not(one.code, 0)
+      t.match(one.stderr, /\/null is a character device: get copies files, directories and symbolic links/)
       t.notMatch(await daemonLog(vol, M, 400), /unexpected error/, 'the daemon logged no unexpected error')
     })
   })

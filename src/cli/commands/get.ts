@@ -6,7 +6,7 @@ import { Stats } from 'node:fs'
 import { lstat, mkdir, open, rename, rm, stat, symlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { Command } from 'commander'
-import { FsError, Inode, O_RDONLY, chunkBlobs } from '../../volume'
+import { FsError, Inode, O_RDONLY, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFSOCK, chunkBlobs } from '../../volume'
 import { checkName } from '../../volume/paths'
 import { UsageError } from '../errors'
 import { CommonOptions, checkAborted, remoteBasename, remoteJoin, remotePath, withCommonOptions, withVolume } from '../file-commands'
@@ -134,12 +134,23 @@ function checkType(item: Item, st: Stats): void {
   if (item.kind !== 'dir' && st.isDirectory()) throw new UsageError(`cannot overwrite directory ${item.local} with non-directory ${item.remote}`)
 }
 
+function specialName(mode: number): string {
+  const names: Record<number, string> = { [S_IFIFO]: 'FIFO', [S_IFSOCK]: 'socket', [S_IFCHR]: 'character device', [S_IFBLK]: 'block device' }
+  return names[mode & S_IFMT] ?? 'special file'
+}
+
 /** The remote tree, parents before children. Names from the volume are checked before they touch the local disk. */
 function addTree(volume: OpenVolume, node: Inode, remote: string, local: string, existing: Stats | null, items: Item[]): void {
   if (node.kind === 'file') {
     const item: Item = { kind: 'file', remote, local, mode: node.mode & 0o7777, size: volume.attrOf(node).size, node }
     if (existing) checkType(item, existing)
     items.push(item)
+    return
+  }
+  if (node.kind === 'special') {
+    const what = specialName(node.mode)
+    if (items.length === 0) throw new UsageError(`${remote} is a ${what}: get copies files, directories and symbolic links`)
+    process.stderr.write(`edfs get: skipping ${remote}: a ${what} (special files are not copied)\n`)
     return
   }
   if (node.kind === 'symlink') {

@@ -1,7 +1,7 @@
 // `edfs ls [-l] [-R] [PATH]`: list a directory of the volume (read-only: no lease). Files whose chunks
 // are not all on some live server are marked `incomplete`; with fewer live copies than R, `degraded`.
 import { Command } from 'commander'
-import { Inode, S_IFMT, chunkBlobs } from '../../volume'
+import { Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK, chunkBlobs } from '../../volume'
 import { CommonOptions, remoteJoin, remotePath, withCommonOptions, withVolume, writeStdout } from '../file-commands'
 import { formatSize } from '../units'
 import { OpenVolume } from '../volume-open'
@@ -112,8 +112,11 @@ function longLines(volume: OpenVolume, entries: { name: string; node: Inode }[],
   return rows.map((r) => `${r.mode} ${r.nlink.padStart(wl)} ${r.uid.padEnd(wu)} ${r.gid.padEnd(wg)} ${r.size.padStart(ws)} ${r.time} ${r.name}`)
 }
 
+/** ls's first letter of the mode, by file type. */
+const TYPE_CHARS: Record<number, string> = { [S_IFDIR]: 'd', [S_IFLNK]: 'l', [S_IFIFO]: 'p', [S_IFSOCK]: 's', [S_IFCHR]: 'c', [S_IFBLK]: 'b' }
+
 export function modeString(mode: number): string {
-  const type = (mode & S_IFMT) === 0o040000 ? 'd' : (mode & S_IFMT) === 0o120000 ? 'l' : '-'
+  const type = TYPE_CHARS[mode & S_IFMT] ?? '-'
   const rwx = (bits: number) => `${bits & 4 ? 'r' : '-'}${bits & 2 ? 'w' : '-'}${bits & 1 ? 'x' : '-'}`
   let s = `${type}${rwx(mode >> 6)}${rwx(mode >> 3)}${rwx(mode)}`
   const chars = s.split('')
