@@ -15,6 +15,7 @@ import { registerMv } from './commands/mv'
 import { registerCat } from './commands/cat'
 import { registerStatus } from './commands/status'
 import { registerGc } from './commands/gc'
+import { registerSync } from './commands/sync'
 
 const VERSION: string = require('../../../package.json').version
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerInit(program)
   registerFsck(program)
   registerMount(program)
+  registerSync(program)
   registerLs(program)
   registerPut(program)
   registerGet(program)

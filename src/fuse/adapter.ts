@@ -208,6 +208,10 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
     fsync(path, _datasync, fd, cb) {
       voidOp('fsync', path, cb, () => fs.fsync(fd), false)
     },
+    // fsync of a directory on the mount: everything written so far is committed (`edfs sync`).
+    fsyncdir(path, _datasync, _fd, cb) {
+      voidOp('fsyncdir', path, cb, () => fs.sync(), false)
+    },
     truncate(path, size, cb) {
       voidOp('truncate', path, cb, () => fs.truncate(path, size))
     },

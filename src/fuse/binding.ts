@@ -86,6 +86,7 @@ export interface FuseOps {
   write?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: CountCb): void
   flush?(path: string, fd: number, cb: ErrCb): void
   fsync?(path: string, datasync: number, fd: number, cb: ErrCb): void
+  fsyncdir?(path: string, datasync: number, fd: number, cb: ErrCb): void
   truncate?(path: string, size: number, cb: ErrCb): void
   ftruncate?(path: string, fd: number, size: number, cb: ErrCb): void
   unlink?(path: string, cb: ErrCb): void

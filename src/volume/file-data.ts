@@ -30,15 +30,40 @@ interface DirtyChunk {
   writers: number
 }
 
-/** Per-inode state while a file is open or has data not yet committed. */
+/**
+ * What a commit records of a file: its data as of the moment the commit began (frozen then,
+ * synchronously), complete once `refs` settle.
+ */
+export interface FileSnapshot {
+  state: FileState
+  size: number
+  mtimeMs: number
+  /** FileState.version when frozen: unchanged after the commit means nothing is left to record. */
+  version: number
+  /** The smallest size since the last snapshot: committed chunks at or past it are gone. */
+  minSize: number
+  /** Chunk index -> its ref as of the freeze (null: the upload failed). */
+  refs: Promise<Map<number, ChunkRef | null>>
+}
+
+/**
+ * Per-inode state while a file is open or has changes not yet committed. Its data moves
+ * dirty (a write buffer) -> uploading (sealed, on its way to the servers) -> uploaded (stored, its
+ * ref kept here) -> committed (the ref in the namespace, recorded by a commit from a snapshot).
+ */
 export class FileState {
   handles = 0
   size: number
   mtimeMs: number
-  /** Whether the contents changed since the last flush (mtime and chunk refs to record). */
+  /** Whether the file changed since the last snapshot a commit recorded. */
   changed = false
+  /** Bumped by every change of the contents or size. */
+  version = 0
+  /** The smallest size since the last snapshot (a truncate down). */
+  minSize: number
   readonly dirty = new Map<number, DirtyChunk>()
-  readonly uploads = new Map<number, Promise<void>>()
+  /** The newest upload of each chunk; a newer one waits for the one before it. */
+  readonly uploads = new Map<number, Promise<ChunkRef | null>>()
   /** Chunks stored but not yet recorded in the namespace. */
   readonly uploaded = new Map<number, ChunkRef>()
   /** The last upload failure, reported by the next flush. */
@@ -47,8 +72,16 @@ export class FileState {
 
   constructor(public node: Inode) {
     this.size = node.size
+    this.minSize = node.size
     this.mtimeMs = node.mtimeMs
     this.fileId = Buffer.from(node.id, 'hex')
+  }
+
+  /** Marks a change of contents, size or mtime that a commit must record. */
+  touch(mtimeMs = Date.now()): void {
+    this.mtimeMs = mtimeMs
+    this.changed = true
+    this.version++
   }
 
   /** A reader's open file moves to the inode of a newer namespace (it holds no writes of its own). */
@@ -134,8 +167,7 @@ export class FileData {
       if ((dc.len === this.C && to === this.C) || (this.memory.full && dc.writers === 0)) this.startUpload(f, i)
     }
     f.size = Math.max(f.size, end)
-    f.mtimeMs = Date.now()
-    f.changed = true
+    f.touch()
   }
 
   async read(f: FileState, target: Buffer, length: number, position: number, sequential: boolean): Promise<number> {
@@ -154,18 +186,39 @@ export class FileData {
     return end - position
   }
 
-  /** Uploads every buffered chunk of the file and waits for all its uploads. Throws EIO on failure. */
-  async drain(f: FileState): Promise<void> {
-    for (let attempt = 0; f.busy; attempt++) {
-      f.error = null
-      for (const i of [...f.dirty.keys()]) this.startUpload(f, i)
-      while (f.uploads.size > 0) await Promise.all([...f.uploads.values()])
-      const err = f.error as Error | null
-      if (err && attempt >= 1) {
-        f.error = null
-        throw new FsError('EIO', `could not store the file's data: ${err.message}`)
-      }
+  /** Starts uploading every buffered chunk of the file (write-back after close). */
+  startUploads(f: FileState): void {
+    for (const i of [...f.dirty.keys()]) this.startUpload(f, i)
+  }
+
+  /**
+   * Freezes the file for a commit, synchronously: every buffered chunk starts uploading (behind an
+   * upload of the same chunk already under way), and the snapshot's refs settle once the data
+   * written up to now is stored. Writes made afterwards go to new buffers, for the next commit.
+   */
+  snapshot(f: FileState): FileSnapshot {
+    const refs = new Map<number, ChunkRef | null>(f.uploaded)
+    this.startUploads(f)
+    const waiting = [...f.uploads].map(([i, upload]) => upload.then((ref) => void refs.set(i, ref)))
+    const snap: FileSnapshot = {
+      state: f, size: f.size, mtimeMs: f.mtimeMs, version: f.version, minSize: f.minSize,
+      refs: Promise.all(waiting).then(() => refs),
     }
+    f.minSize = f.size
+    return snap
+  }
+
+  /** After a commit failed: the snapshot's truncation still has to be recorded. */
+  unfreeze(snap: FileSnapshot): void {
+    snap.state.minSize = Math.min(snap.state.minSize, snap.minSize)
+    snap.state.changed = true
+  }
+
+  /** After a commit recorded `snap`: refs now in the namespace leave `uploaded`; the state is clean unless it changed since. */
+  committed(snap: FileSnapshot, recorded: Map<number, ChunkRef | null>): void {
+    const f = snap.state
+    for (const [i, ref] of recorded) if (f.uploaded.get(i) === ref) f.uploaded.delete(i)
+    if (f.version === snap.version) f.changed = false
   }
 
   /** Cuts or extends the file; the caller records the new size and refs. */
@@ -185,8 +238,8 @@ export class FileData {
     const ref = size % this.C !== 0 && !f.dirty.has(tail) ? f.ref(tail) : null
     if (ref && ref.len > size - tail * this.C) f.uploaded.set(tail, cutRef(ref, size - tail * this.C))
     f.size = size
-    f.mtimeMs = Date.now()
-    f.changed = true
+    f.minSize = Math.min(f.minSize, size)
+    f.touch()
   }
 
   /** The chunk's write buffer, claimed for one write (the caller releases `writers`). */
@@ -253,29 +306,33 @@ export class FileData {
     dc.buf = bigger
   }
 
+  /** Moves the chunk's buffer to an upload (after the chunk's upload under way, if any). */
   private startUpload(f: FileState, i: number): void {
     const dc = f.dirty.get(i)
-    if (!dc || f.uploads.has(i)) return
+    if (!dc) return
     f.dirty.delete(i)
     const held = dc.buf.length
-    const upload = this.upload(f, i, dc).finally(() => {
-      f.uploads.delete(i)
+    const before = f.uploads.get(i)
+    const upload: Promise<ChunkRef | null> = (before ? before.then(() => this.upload(f, i, dc)) : this.upload(f, i, dc)).finally(() => {
+      if (f.uploads.get(i) === upload) f.uploads.delete(i)
       this.memory.give(held)
     })
     f.uploads.set(i, upload)
   }
 
-  private async upload(f: FileState, i: number, dc: DirtyChunk): Promise<void> {
+  /** Seals and stores one chunk; resolves to its ref, or null when it failed (the buffer is kept for a retry). */
+  private async upload(f: FileState, i: number, dc: DirtyChunk): Promise<ChunkRef | null> {
     try {
       await dc.ready
     } catch {
-      return // loading the old contents failed: no write went into this buffer
+      return null // loading the old contents failed: no write went into this buffer
     }
     const len = dc.len
     if (i === 0 && f.size <= INLINE_MAX && len <= INLINE_MAX) {
       // A small file: its data goes into the metadata with the next commit, no blob to store.
-      f.uploaded.set(0, { inline: Buffer.from(dc.buf.subarray(0, len)), len })
-      return
+      const ref = { inline: Buffer.from(dc.buf.subarray(0, len)), len }
+      f.uploaded.set(0, ref)
+      return ref
     }
     while (this.uploadSlots.full) await this.uploadSlots.changed()
     this.uploadSlots.take(1)
@@ -288,14 +345,16 @@ export class FileData {
       f.uploaded.set(i, ref)
       // The cache charges what it holds: hand it the buffer only when no spare capacity hides behind it.
       this.cache.put(ref, plain.length === dc.buf.length ? dc.buf : Buffer.from(plain))
+      return ref
     } catch (err) {
       f.error = err as Error
-      // Keep the data for the next flush to retry, unless newer writes replaced it meanwhile.
+      // Keep the data for the next commit to retry, unless newer writes replaced it meanwhile.
       if (!f.dirty.has(i)) {
         f.dirty.set(i, dc)
         this.holders.add(f)
         this.memory.take(dc.buf.length)
       }
+      return null
     } finally {
       this.uploadSlots.give(1)
     }

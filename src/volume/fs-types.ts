@@ -126,6 +126,8 @@ export interface FileSystem {
   /** close(2) of one descriptor: the file's data and metadata are committed when it returns. */
   flush(fh: number): Promise<void>
   fsync(fh: number): Promise<void>
+  /** Everything written so far, to any file, is durable when this returns (fsync of a directory, `edfs sync`). */
+  sync(): Promise<void>
   release(fh: number): Promise<void>
   statfs(): Promise<StatFs>
 }

@@ -13,6 +13,13 @@ export interface GcOptions {
   dryRun?: boolean
   /** Parallel deletes. */
   concurrency?: number
+  /**
+   * Background collection: a blob is deleted only once it has been unreferenced for `holdMs`, as
+   * seen by earlier passes (id -> when a pass first found it unreferenced; kept between passes).
+   * This protects readers that still follow an older head.
+   */
+  unreferencedSince?: Map<string, number>
+  holdMs?: number
   now?: number
   log?: (line: string) => void
 }
@@ -36,12 +43,10 @@ export interface GcReport {
 /** The two store calls gc uses. */
 export type GcStore = Pick<VolumeStore, 'listAll' | 'delete'>
 
-/** What the volume needs to keep: every chunk of every file, and the head's metadata blobs. */
+/** The volume as gc sees it: what it must keep (Volume.committedReferences). */
 export interface GcSource {
   readonly readOnly: boolean
-  readonly namespace: Namespace
-  metadataBlobs(): string[]
-  commit(): Promise<void>
+  committedReferences(): Promise<Set<string> | null>
 }
 
 /** Every blob id the namespace and the metadata refer to. */
@@ -74,11 +79,19 @@ export async function collectGarbage(store: GcStore, referenced: Set<string>, op
   }
   report.scanned.blobs = blobs.size
   const garbage: string[] = []
+  const since = opts.unreferencedSince
+  if (since) for (const id of since.keys()) if (referenced.has(id) || !blobs.has(id)) since.delete(id)
+  const held = (id: string): boolean => {
+    if (!since) return false
+    const first = since.get(id) ?? now
+    since.set(id, first)
+    return now - first < (opts.holdMs ?? 0)
+  }
   for (const [id, b] of blobs) {
     if (referenced.has(id)) {
       report.referenced.blobs++
       report.referenced.bytes += b.size
-    } else if (now - b.newestMs < opts.graceMs) {
+    } else if (now - b.newestMs < opts.graceMs || held(id)) {
       report.young.blobs++
       report.young.bytes += b.size
     } else {
@@ -115,6 +128,7 @@ export async function collectGarbage(store: GcStore, referenced: Set<string>, op
 export async function gcVolume(volume: GcSource, store: GcStore, opts: GcOptions): Promise<GcReport> {
   if (volume.readOnly) throw new Error('gc needs the volume open for writing (it must hold the lease)')
   if (!(opts.graceMs >= 0)) throw new Error(`bad grace period ${opts.graceMs}`)
-  await volume.commit()
-  return collectGarbage(store, referencedBlobs(volume.namespace, volume.metadataBlobs()), opts)
+  const referenced = await volume.committedReferences()
+  if (!referenced) throw new Error('the volume kept changing while gc waited for a moment with nothing to commit; try again')
+  return collectGarbage(store, referenced, opts)
 }

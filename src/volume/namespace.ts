@@ -118,6 +118,11 @@ export interface SerializedInode extends InodeAttrs {
   xattrs?: [string, string][]
 }
 
+/** A 'chunks' entry: the file's size and some chunk refs (null: a hole); the list is cut to the size. */
+export function chunksEntry(node: Inode, size: number, set: [number, ChunkRef | null][]): Entry {
+  return { t: 'chunks', ino: node.id, size, set: set.map(([i, ref]) => [i, ref ? storeRef(ref) : null]) }
+}
+
 /** The attributes of an inode without its contents (what an 'ino' entry records). */
 function attrsOf(node: Inode): InodeAttrs {
   const { entries: _e, chunks: _c, xattrs: _x, ...attrs } = node
@@ -341,9 +346,26 @@ export class Namespace {
     this.setAttrs(node, { ctimeMs: Date.now() })
   }
 
-  /** Sets the file's size and some chunk refs; the chunk list is trimmed to the size. */
-  setChunks(node: Inode, size: number, set: [number, ChunkRef | null][]): void {
-    this.record({ t: 'chunks', ino: node.id, size, set: set.map(([i, ref]) => [i, ref ? storeRef(ref) : null]) })
+  /** The entry that setAttrs would record, made now and recorded later by applyCommitted. */
+  attrsEntry(node: Inode, changes: Partial<Omit<InodeAttrs, 'id' | 'kind' | 'inum'>>): Entry {
+    return { t: 'ino', ino: { ...attrsOf(node), ...changes } }
+  }
+
+  /**
+   * Entries of a commit that were made from state frozen when the commit began, and are committed
+   * in the journal *before* the changes recorded since (the pending ones): applied now, and then
+   * the pending attribute entries of the same inodes again, so that memory ends up as a replay of
+   * the journal would.
+   */
+  applyCommitted(entries: Entry[]): void {
+    const touched = new Set<string>()
+    for (const e of entries) {
+      const id = e.t === 'ino' ? e.ino.id : e.t === 'chunks' ? e.ino : undefined
+      if (id !== undefined && !this.inodes.has(id)) continue // dropped meanwhile: a later entry drops it on replay too
+      this.apply(e)
+      if (e.t === 'ino') touched.add(e.ino.id)
+    }
+    for (const e of this.pending) if (e.t === 'ino' && touched.has(e.ino.id)) this.apply(e)
   }
 
   /** Removes an inode that no name and no open file refers to any more. */
@@ -376,7 +398,9 @@ export class Namespace {
     switch (entry.t) {
       case 'ino': {
         const existing = this.inodes.get(entry.ino.id)
-        if (existing) Object.assign(existing, entry.ino)
+        // An existing inode's size is set by 'chunks' entries alone (an 'ino' entry carries the size
+        // it saw, which a commit of data frozen earlier may have moved past).
+        if (existing) Object.assign(existing, entry.ino, { size: existing.size })
         else {
           const node: Inode = { ...entry.ino }
           if (node.kind === 'dir') node.entries = new Map()

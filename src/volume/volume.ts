@@ -2,15 +2,17 @@
 // write-back buffers and the chunk cache. Implements FileSystem for the FUSE adapter and the CLI.
 import { VolumeKeys, rootInodeId } from '../crypto'
 import { ChunkCache } from './chunk-cache'
-import { FileData, FileState } from './file-data'
+import { FileData, FileSnapshot, FileState } from './file-data'
 import {
   Attr, DirEntry, FALLOC_FL_KEEP_SIZE, FileSystem, FsError, MAX_FILE_SIZE, MAX_SYMLINK_BYTES, O_ACCMODE, O_RDONLY, O_TRUNC,
   S_IFBLK, S_IFCHR, S_IFMT, S_IFREG, StatFs, isSpecialType,
 } from './fs-types'
+import { BackgroundGc, BackgroundGcOptions } from './background-gc'
+import { referencedBlobs } from './gc'
 import { GroupCommit } from './group-commit'
 import { Lease } from './lease'
 import { HeadMovedError, MetadataLog } from './metadata'
-import { Inode, Namespace } from './namespace'
+import { ChunkRef, Entry, Inode, Namespace, chunksEntry, isBlobRef } from './namespace'
 import { MAX_NAME_BYTES } from './paths'
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs'
 import { VolumeStore } from './store'
@@ -27,8 +29,16 @@ export interface VolumeOptions {
   holder?: string
   /** Read-only volumes look for new commits this often. */
   followIntervalMs?: number
-  /** Metadata changes are committed at most this long after they happen (fsync/close commit at once). */
+  /**
+   * Changes are committed at most this long after they happen (default 1 s): closes return at
+   * memory speed and their files are committed in batches. fsync, sync and close of the volume
+   * commit at once.
+   */
   commitDelayMs?: number
+  /** close(2) returns only once the file is committed (close-to-open durability; default false). */
+  syncClose?: boolean
+  /** A writer collects garbage in the background (the mount daemon does); off by default. */
+  backgroundGc?: BackgroundGcOptions
   /**
    * A read, flush or fsync that the servers have not completed after this long fails with EIO (the
    * work goes on in the background): with every server down, calls fail instead of hanging.
@@ -45,6 +55,8 @@ interface Handle {
 }
 
 const MAX_HANDLE = 0x7fffffff
+/** How long a change may wait for its commit (the bound on what a crash loses without fsync). */
+export const DEFAULT_COMMIT_DELAY_MS = 1000
 /** A read this close to the previous end counts as part of a sequential stream. */
 const SEQUENTIAL_WINDOW = 2 * 1024 * 1024
 
@@ -58,6 +70,8 @@ export class Volume implements FileSystem {
   private readonly data: FileData
   readonly cache: ChunkCache
   private closed = false
+  /** The background collector, when this writer runs one. */
+  readonly gc: BackgroundGc | null
 
   private constructor(
     private readonly store: VolumeStore,
@@ -80,6 +94,8 @@ export class Volume implements FileSystem {
       readAheadChunks: opts.readAheadChunks ?? 4,
     })
     this.committer = new GroupCommit(() => this.commitPending())
+    this.gc = opts.backgroundGc && !opts.readOnly ? new BackgroundGc(this, store, { log: opts.log, ...opts.backgroundGc }) : null
+    this.gc?.start()
   }
 
   /** Writes a new, empty volume on the servers. */
@@ -125,9 +141,25 @@ export class Volume implements FileSystem {
     return this.ns
   }
 
-  /** The metadata blobs (checkpoint pieces, journal) the current head refers to; gc keeps them. */
+  /** The metadata blobs (checkpoint pieces, journal) the current head refers to. */
   metadataBlobs(): string[] {
     return this.log.blobs()
+  }
+
+  /**
+   * Every blob gc must keep: those the committed volume refers to (taken at a moment with nothing
+   * pending, so an uncommitted change cannot have dropped a reference yet), and the stored chunks of
+   * files not yet committed. Null when the volume never settled within a few commits.
+   */
+  async committedReferences(): Promise<Set<string> | null> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await this.commit()
+      if (this.ns.hasPending()) continue
+      const refs = referencedBlobs(this.ns, this.metadataBlobs())
+      for (const s of this.states.values()) for (const ref of s.uploaded.values()) if (isBlobRef(ref)) refs.add(ref.id)
+      return refs
+    }
+    return null
   }
 
   // ---- reading the tree ----
@@ -347,13 +379,16 @@ export class Volume implements FileSystem {
     return n
   }
 
+  /** close(2) of one descriptor: the file joins the write-back pipeline (or, with syncClose, is committed). */
   async flush(fh: number): Promise<void> {
     const h = this.handle(fh)
-    if (h.writable) await this.persist(h.state)
+    if (h.writable) await this.closeWrites(h.state)
   }
 
+  /** Data and metadata of everything written so far are on the servers when this returns. */
   async fsync(fh: number): Promise<void> {
-    await this.persist(this.handle(fh).state)
+    this.handle(fh)
+    await this.sync()
   }
 
   async release(fh: number): Promise<void> {
@@ -362,16 +397,22 @@ export class Volume implements FileSystem {
     const state = h.state
     state.handles--
     if (state.handles > 0) return
-    if (state.busy || state.changed) await this.persist(state).catch((err) => this.opts.log?.(`release: ${(err as Error).message}`))
-    if (state.handles === 0 && !state.busy) {
-      this.states.delete(state.node.id)
-      this.forget(state.node)
-    }
+    if (state.busy || state.changed) await this.closeWrites(state).catch((err) => this.opts.log?.(`release: ${(err as Error).message}`))
+    this.dropIdle(state)
   }
 
   // ---- commits ----
 
-  /** Commits every pending metadata change now (group commit). */
+  /**
+   * Makes everything written so far durable: every file's buffered data is uploaded, recorded and
+   * committed with all pending metadata changes (EIO after the deadline). The durability point of
+   * fsync, `edfs sync` (fsync of a directory on the mount) and umount.
+   */
+  sync(): Promise<void> {
+    return this.deadline(this.commit(), 'sync')
+  }
+
+  /** Commits everything written so far (group commit: concurrent callers share one). */
   async commit(): Promise<void> {
     if (this.lease) await this.lease.ensureValid()
     if (this.lease?.lost) throw new FsError('EIO', `lease lost: ${this.lease.lost.message}`)
@@ -384,52 +425,59 @@ export class Volume implements FileSystem {
     this.closed = true
     if (this.followTimer) clearInterval(this.followTimer)
     if (this.commitTimer) clearTimeout(this.commitTimer)
+    await this.gc?.stop()
     try {
-      if (!this.readOnly) {
-        for (const state of this.states.values()) await this.persist(state).catch((err) => this.opts.log?.(`close: ${(err as Error).message}`))
-        await this.commit()
-      }
+      if (!this.readOnly) await this.commit()
     } finally {
       await this.lease?.release()
     }
   }
 
-  /** Writes the file's buffered data, records its chunks and size, and commits (EIO after the deadline). */
-  private persist(state: FileState): Promise<void> {
-    return this.deadline(this.persistNow(state), 'flush')
+  /**
+   * The end of a file's writes through one descriptor. Write-back: its buffered chunks start
+   * uploading now and a commit follows within commitDelayMs. With syncClose: committed on return.
+   */
+  private async closeWrites(state: FileState): Promise<void> {
+    if (this.opts.syncClose) return this.sync()
+    this.data.startUploads(state)
+    this.scheduleCommit()
   }
 
-  private async persistNow(state: FileState): Promise<void> {
-    try {
-      await this.data.drain(state)
-    } catch (err) {
-      throw asIoError(err, 'write')
-    }
-    this.recordFile(state)
-    try {
-      await this.commit()
-    } catch (err) {
-      throw asIoError(err, 'commit')
-    }
+  /** A file state no handle uses and with nothing left to commit is dropped (and the inode, if unlinked). */
+  private dropIdle(state: FileState): void {
+    if (state.handles > 0 || state.busy || state.changed || this.states.get(state.node.id) !== state) return
+    this.states.delete(state.node.id)
+    this.forget(state.node)
   }
 
-  private recordFile(state: FileState): void {
-    if (!state.changed && state.uploaded.size === 0) return
-    if (this.ns.get(state.node.id) !== state.node) return // removed meanwhile
-    this.ns.setChunks(state.node, state.size, [...state.uploaded])
-    state.uploaded.clear()
-    this.ns.setAttrs(state.node, { mtimeMs: state.mtimeMs, ctimeMs: Date.now() })
-    state.changed = false
-  }
-
+  /**
+   * One commit (run by the group committer). When it begins it freezes, synchronously, the pending
+   * metadata entries and every changed file's data (FileData.snapshot); once that data is stored it
+   * commits the entries and, after them, each file's size, chunks and mtime as of that moment.
+   * Changes made meanwhile wait for the next commit. So the volume on the servers is always the
+   * state at the start of some commit, whole: after a crash it shows a prefix of the changes,
+   * never a later change without an earlier one, never a file with data missing that was written
+   * before a later change that is there.
+   */
   private async commitPending(): Promise<void> {
     if (this.commitTimer) clearTimeout(this.commitTimer)
     this.commitTimer = null
-    if (!this.ns.hasPending()) return
+    const now = Date.now()
     const entries = this.ns.takePending()
+    const frozen = [...this.states.values()]
+      .filter((s) => s.changed || s.busy || s.uploaded.size > 0)
+      .map((s) => ({ snap: this.data.snapshot(s), attrs: this.ns.attrsEntry(s.node, { mtimeMs: s.mtimeMs, ctimeMs: now }) }))
+    if (entries.length === 0 && frozen.length === 0) return
+    let refs: Map<number, ChunkRef | null>[]
+    let fileEntries: Entry[]
     try {
-      await this.log.append(entries)
+      refs = await Promise.all(frozen.map((f) => f.snap.refs))
+      const failed = refs.findIndex((r) => [...r.values()].includes(null))
+      if (failed >= 0) throw new FsError('EIO', `could not store the data of a file: ${frozen[failed]!.snap.state.error?.message ?? 'upload failed'}`)
+      fileEntries = frozen.flatMap((f, k) => [f.attrs, chunksEntry(f.snap.state.node, f.snap.size, this.chunkChanges(f.snap, refs[k]!))])
+      await this.log.append([...entries, ...fileEntries])
     } catch (err) {
+      for (const f of frozen) this.data.unfreeze(f.snap)
       if (err instanceof HeadMovedError) {
         this.opts.log?.(`error: ${err.message}`)
         throw err
@@ -437,13 +485,27 @@ export class Volume implements FileSystem {
       this.ns.restorePending(entries)
       throw err
     }
+    this.ns.applyCommitted(fileEntries)
+    frozen.forEach((f, k) => this.data.committed(f.snap, refs[k]!))
     // A checkpoint must hold committed state only: not while changes made during this commit wait.
-    if (this.log.needsCheckpoint() && !this.ns.hasPending() && ![...this.states.values()].some((s) => s.busy || s.changed)) {
+    // (File data not yet committed lives in the file states, not in the namespace.)
+    if (this.log.needsCheckpoint() && !this.ns.hasPending()) {
       await this.log.checkpoint(this.ns).catch((err) => this.opts.log?.(`checkpoint postponed: ${(err as Error).message}`))
     }
+    for (const f of frozen) this.dropIdle(f.snap.state)
   }
 
-  private scheduleCommit(delayMs = this.opts.commitDelayMs ?? 100): void {
+  /** The chunk refs a commit sets for a frozen file: its stored chunks, and holes where a truncate cut committed ones. */
+  private chunkChanges(snap: FileSnapshot, refs: Map<number, ChunkRef | null>): [number, ChunkRef | null][] {
+    const count = Math.ceil(snap.size / this.ns.chunkSize)
+    const set: [number, ChunkRef | null][] = []
+    for (const [i, ref] of refs) if (i < count) set.push([i, ref])
+    const cut = Math.ceil(snap.minSize / this.ns.chunkSize)
+    for (const i of snap.state.node.chunks?.keys() ?? []) if (i >= cut && i < count && !refs.has(i)) set.push([i, null])
+    return set
+  }
+
+  private scheduleCommit(delayMs = this.opts.commitDelayMs ?? DEFAULT_COMMIT_DELAY_MS): void {
     if (this.commitTimer || this.closed) return
     this.commitTimer = setTimeout(() => {
       this.commitTimer = null
@@ -516,7 +578,7 @@ export class Volume implements FileSystem {
     try {
       await fn(state)
     } finally {
-      if (state.handles === 0 && !state.busy) this.states.delete(node.id)
+      this.dropIdle(state)
     }
   }
 
@@ -525,7 +587,6 @@ export class Volume implements FileSystem {
     if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`)
     if (size > MAX_FILE_SIZE) throw new FsError('EFBIG', `size ${size} is past the largest file size (${MAX_FILE_SIZE} bytes)`)
     await this.data.truncate(state, size)
-    this.recordFile(state)
     this.scheduleCommit()
   }
 

@@ -137,6 +137,12 @@ export interface MountOpts {
   cacheSize?: string
   /** --allow-other: other uids may use the mount (the volume's directory is made traversable). */
   allowOther?: boolean
+  /** --commit-interval, seconds. */
+  commitInterval?: number
+  syncClose?: boolean
+  /** --gc-interval and --gc-grace, seconds. */
+  gcInterval?: number
+  gcGrace?: number
 }
 
 /** `edfs mount` in the background; throws if it fails. */
@@ -156,6 +162,10 @@ export async function tryMount(t: Test, vol: E2eVolume, opts: MountOpts = {}): P
   const args = ['mount', mnt, '--config', opts.cfg ?? vol.cfg]
   if (opts.readOnly) args.push('--read-only')
   if (opts.cacheSize) args.push('--cache-size', opts.cacheSize)
+  if (opts.commitInterval !== undefined) args.push('--commit-interval', String(opts.commitInterval))
+  if (opts.syncClose) args.push('--sync-close')
+  if (opts.gcInterval !== undefined) args.push('--gc-interval', String(opts.gcInterval))
+  if (opts.gcGrace !== undefined) args.push('--gc-grace', String(opts.gcGrace))
   if (opts.allowOther) {
     args.push('--allow-other')
     await chmod(vol.dir, 0o711) // other uids reach the mount point through it, and list nothing

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { FsError } from '../../src/volume/fs-types'
-import { Namespace } from '../../src/volume/namespace'
+import { Namespace, chunksEntry } from '../../src/volume/namespace'
 
 const ROOT = '0'.repeat(32)
 const C = 65536
@@ -98,7 +98,11 @@ t.test('replaying the journal rebuilds exactly the same namespace', async (t) =>
       else if (op === 4) {
         const inline = Buffer.alloc(rnd(100), i % 256)
         const ref = i % 2 ? { id: 'a'.repeat(64), len: rnd(C) } : { inline, len: inline.length }
-        ns.setChunks(ns.resolve(paths[rnd(paths.length)]!), rnd(5 * C), [[0, ref]])
+        // As a commit records a file: after the entries pending when it began.
+        const e = chunksEntry(ns.resolve(paths[rnd(paths.length)]!), rnd(5 * C), [[0, ref]])
+        journal.push(...ns.takePending())
+        ns.applyCommitted([e])
+        journal.push(e)
       }
       else if (op === 5) ns.setAttrs(ns.resolve(paths[rnd(paths.length)]!), { mode: 0o100640, mtimeMs: i })
       else ns.link(paths[rnd(paths.length)]!, name)
@@ -116,9 +120,9 @@ t.test('replaying the journal rebuilds exactly the same namespace', async (t) =>
 t.test('truncate of the chunk list follows the size', async (t) => {
   const ns = fresh()
   const f = ns.add('/f', ns.makeInode('file', 0o644, 0, 0))
-  ns.setChunks(f, 3 * C, [[0, { id: 'a'.repeat(64), len: C }], [2, { id: 'b'.repeat(64), len: C }]])
+  ns.applyCommitted([chunksEntry(f, 3 * C, [[0, { id: 'a'.repeat(64), len: C }], [2, { id: 'b'.repeat(64), len: C }]])])
   t.same([...f.chunks!].map(([i, c]) => [i, 'id' in c ? c.id[0] : null]), [[0, 'a'], [2, 'b']], 'a hole has no entry')
-  ns.setChunks(f, C + 1, [])
+  ns.applyCommitted([chunksEntry(f, C + 1, [])])
   t.same([...f.chunks!.keys()], [0], 'chunks past the new size are gone')
   t.equal(f.size, C + 1)
 })
@@ -127,7 +131,7 @@ t.test('a sparse file of any size costs only its data chunks', async (t) => {
   const ns = fresh()
   const f = ns.add('/f', ns.makeInode('file', 0o644, 0, 0))
   const huge = 2 ** 44
-  ns.setChunks(f, huge, [[huge / C - 1, { id: 'c'.repeat(64), len: C }]])
+  ns.applyCommitted([chunksEntry(f, huge, [[huge / C - 1, { id: 'c'.repeat(64), len: C }]])])
   t.equal(f.chunks!.size, 1, 'one chunk entry for a 16 TiB file')
   const stored = JSON.stringify(ns.serialize())
   t.ok(stored.length < 4096, `the checkpoint stays small (${stored.length} bytes)`)

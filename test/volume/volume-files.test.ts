@@ -1,4 +1,5 @@
-// File semantics of the volume over an in-memory store: random writes against a reference,
+// File semantics of the volume over an in-memory store (close-to-open mode, syncClose; write-back is
+// in write-back.test.ts): random writes against a reference,
 // truncate, holes, links, reopen from the journal, lease, corrupt journal.
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
@@ -16,7 +17,7 @@ async function newVolume(opts: { chunkSize?: number } = {}) {
   const store = new MemoryStore()
   const keys = deriveVolumeKeys(randomBytes(32))
   await Volume.create(store, keys, { volumeId: 'v1', chunkSize: opts.chunkSize ?? C, replicas: 2, uid: 0, gid: 0 })
-  const open = (readOnly = false, extra: object = {}) => Volume.open(store, keys, { readOnly, commitDelayMs: 5, ...extra })
+  const open = (readOnly = false, extra: object = {}) => Volume.open(store, keys, { readOnly, commitDelayMs: 5, syncClose: true, ...extra })
   return { store, keys, open }
 }
 
@@ -139,11 +140,11 @@ t.test('a random read inside a truncated chunk opens the right blocks after reop
 
 t.test('partial overwrites racing with uploads under memory pressure lose nothing', async (t) => {
   const { store, keys } = await newVolume()
-  const v = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 5, maxDirtyBytes: 2 * C, maxUploads: 2 })
+  const v = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 5, syncClose: true, maxDirtyBytes: 2 * C, maxUploads: 2 })
   const model = randomBytes(8 * C)
   await writeFile(v, '/a', model)
   await v.close()
-  const w = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 5, maxDirtyBytes: 2 * C, maxUploads: 2, cacheBytes: 0 })
+  const w = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 5, syncClose: true, maxDirtyBytes: 2 * C, maxUploads: 2, cacheBytes: 0 })
   const fa = await w.open('/a', O_RDWR)
   const fb = await w.create('/b', 0o644, 0, 0, O_WRONLY)
   let seed = 9
@@ -450,7 +451,7 @@ t.test('small commits ride inline in the head; readers apply them exactly once',
 
 t.test('a writer that dies leaves the volume readable at its last commit', async (t) => {
   const { open, store, keys } = await newVolume()
-  const v = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 60_000 })
+  const v = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 60_000, syncClose: true })
   await writeFile(v, '/kept', Buffer.from('fsynced'))
   const fh = await v.create('/lost', 0o644, 0, 0, O_WRONLY)
   await v.write(fh, Buffer.from('never flushed'), 13, 0)

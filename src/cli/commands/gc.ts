@@ -22,8 +22,9 @@ export function registerGc(program: Command): void {
     .option('--grace <duration>', 'keep unreferenced blobs younger than this (e.g. 0, 90s, 30m, 1h, 2d)', '1h')
     .addHelpText('after', `
 gc takes the volume's write lease (like put), so it cannot run while the volume is mounted
-read-write elsewhere. The grace period protects data that a writer uploaded but has not committed
-yet (for example a put running on another machine that lost its lease).
+read-write; the mount daemon collects garbage itself in the background (edfs mount --gc-interval).
+The grace period protects data that a writer uploaded but has not committed yet (for example a put
+running on another machine that lost its lease).
 
 Examples:
   edfs gc --dry-run

@@ -29,6 +29,10 @@ interface MountOptions {
   config?: string
   passwordStdin?: boolean
   timeout: string
+  syncClose?: boolean
+  commitInterval: string
+  gcInterval: string
+  gcGrace: string
 }
 
 interface UmountOptions {
@@ -47,9 +51,18 @@ export function registerMount(program: Command): void {
     .option('--config <file>', 'config file (default: $EDFS_CONFIG or ~/.config/edfs/config.json)')
     .option('--password-stdin', 'read the password from standard input')
     .option('--timeout <seconds>', 'how long to wait for the mount to answer', '120')
+    .option('--commit-interval <seconds>', 'changes are committed to the servers at most this long after they happen', '1')
+    .option('--sync-close', 'close(2) returns only once the file is committed (slower; by default close returns at once)')
+    .option('--gc-interval <seconds>', 'collect garbage (chunks nothing refers to) in the background this often; 0: never', '60')
+    .option('--gc-grace <seconds>', 'a chunk is deleted only once it is this old and has been unreferenced this long', '300')
     .addHelpText('after', `
 The password comes from --password-stdin, else $EDFS_PASSWORD, else a prompt. The daemon's log and
 pid file are under ~/.local/state/edfs/ (or $XDG_STATE_HOME/edfs/).
+
+Durability: close returns once the file is in the daemon's write-back pipeline, and changes are
+committed within --commit-interval. fsync, \`edfs sync\` and umount return once everything written
+before them is on the servers. If the daemon is killed, at most the changes of the last interval
+that no fsync or sync covered are lost, and the volume shows a state as of some earlier moment.
 
 Examples:
   edfs mount /mnt/dfs
@@ -84,6 +97,15 @@ function seconds(text: string, what: string): number {
   const n = Number(text)
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${what}: not a number of seconds: "${text}"`)
   return n * 1000
+}
+
+/** The daemon's background gc from --gc-interval and --gc-grace (undefined: off). */
+function backgroundGcOptions(opts: MountOptions): { intervalMs: number; graceMs: number; holdMs: number } | undefined {
+  const interval = Number(opts.gcInterval)
+  if (!Number.isFinite(interval) || interval < 0) throw new UsageError(`--gc-interval: not a number of seconds: "${opts.gcInterval}"`)
+  if (interval === 0) return undefined
+  const graceMs = seconds(opts.gcGrace, '--gc-grace')
+  return { intervalMs: interval * 1000, graceMs, holdMs: graceMs }
 }
 
 function sleep(ms: number): Promise<void> {
@@ -158,7 +180,9 @@ async function checkMountPoint(mountPoint: string): Promise<void> {
 async function startBackground(target: string, opts: MountOptions): Promise<void> {
   const mountPoint = path.resolve(target)
   const waitMs = seconds(opts.timeout, '--timeout')
-  if (opts.cacheSize) parseSize(opts.cacheSize) // fail here, not in the daemon's log
+  backgroundGcOptions(opts) // fail here, not in the daemon's log
+  seconds(opts.commitInterval, '--commit-interval')
+  if (opts.cacheSize) parseSize(opts.cacheSize)
   await checkMountPoint(mountPoint)
   const running = await findDaemon(mountPoint)
   if (running) throw new UsageError(`${mountPoint} is already served by edfs (pid ${running}): run \`edfs umount ${mountPoint}\` first`)
@@ -172,7 +196,11 @@ async function startBackground(target: string, opts: MountOptions): Promise<void
   await mkdir(path.dirname(files.log), { recursive: true, mode: 0o700 })
   const logFile = await open(files.log, 'a', 0o600)
   const logStart = (await logFile.stat()).size
-  const args = [process.argv[1]!, 'mount', mountPoint, '--foreground', '--password-stdin', '--cache-size', opts.cacheSize ?? '512MiB']
+  const args = [
+    process.argv[1]!, 'mount', mountPoint, '--foreground', '--password-stdin', '--cache-size', opts.cacheSize ?? '512MiB',
+    '--commit-interval', opts.commitInterval, '--gc-interval', opts.gcInterval, '--gc-grace', opts.gcGrace,
+  ]
+  if (opts.syncClose) args.push('--sync-close')
   if (opts.readOnly) args.push('--read-only')
   if (opts.allowOther) args.push('--allow-other')
   if (opts.config) args.push('--config', path.resolve(opts.config))
@@ -217,6 +245,7 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
   const mountPoint = path.resolve(target)
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
   const cacheBytes = opts.cacheSize ? parseSize(opts.cacheSize) : undefined
+  const commitDelayMs = seconds(opts.commitInterval, '--commit-interval')
   await checkMountPoint(mountPoint)
   const password = await readPassword(opts)
   const files = daemonFiles(mountPoint)
@@ -276,6 +305,9 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
           readOnly: !!opts.readOnly,
           cacheBytes,
           password: pw,
+          commitDelayMs,
+          syncClose: !!opts.syncClose,
+          backgroundGc: opts.readOnly ? undefined : backgroundGcOptions(opts),
           holder: `${hostname()} pid ${process.pid} ${mountPoint}`,
           log,
         }))
