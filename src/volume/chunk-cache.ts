@@ -3,8 +3,8 @@
 // AEAD blocks they touch, through an HTTP Range request. Inline chunks (small files, kept in the
 // metadata) are already in memory and are served as they are.
 import { LRUCache } from 'lru-cache'
-import { BLOCK_SIZE, blockSpan, openBlocks, openChunk } from '../crypto'
-import { BlobRef, ChunkRef, isBlobRef } from './namespace'
+import { BLOCK_SIZE, blockSpan, openBlocks, openChunk, sealedLength } from '../crypto'
+import { BlobRef, ChunkRef, chunkKey, isBlobRef } from './namespace'
 import { VolumeStore } from './store'
 
 interface FetchContext {
@@ -14,8 +14,8 @@ interface FetchContext {
   block?: number
 }
 
-/** Cache key of a whole chunk is its blob id; of one block, `id/block`. */
-const blockKey = (id: string, block: number) => `${id}/${block}`
+/** Cache key of a whole chunk is its chunkKey (blob id, and place in a pack); of one block, `key/block`. */
+const blockKey = (ref: BlobRef, block: number) => `${chunkKey(ref)}/${block}`
 
 export class ChunkCache {
   private readonly lru: LRUCache<string, Buffer, FetchContext>
@@ -37,20 +37,20 @@ export class ChunkCache {
   /** The whole plaintext of a chunk (ref.len bytes). */
   async chunk(fileId: Buffer, index: number, ref: ChunkRef): Promise<Buffer> {
     if (!isBlobRef(ref)) return ref.inline
-    const v = await this.lru.fetch(ref.id, { context: { fileId, index, ref } })
+    const v = await this.lru.fetch(chunkKey(ref), { context: { fileId, index, ref } })
     return v!
   }
 
   /** Plaintext bytes [start, end) of a chunk, fetching only the blocks needed unless the chunk is cached. */
   async range(fileId: Buffer, index: number, ref: ChunkRef, start: number, end: number): Promise<Buffer> {
     if (!isBlobRef(ref)) return ref.inline.subarray(start, end)
-    const whole = this.lru.get(ref.id)
+    const whole = this.lru.get(chunkKey(ref))
     if (whole) return whole.subarray(start, end)
     const span = blockSpan(start, end, ref.blob ?? ref.len)
     const blocks = await Promise.all(
       Array.from({ length: span.lastBlock - span.firstBlock + 1 }, (_, k) => {
         const block = span.firstBlock + k
-        return this.lru.fetch(blockKey(ref.id, block), { context: { fileId, index, ref, block } }) as Promise<Buffer>
+        return this.lru.fetch(blockKey(ref, block), { context: { fileId, index, ref, block } }) as Promise<Buffer>
       }),
     )
     const joined = blocks.length === 1 ? blocks[0]! : Buffer.concat(blocks)
@@ -60,24 +60,29 @@ export class ChunkCache {
 
   /** Starts loading a chunk in the background (read-ahead); errors surface on the real read. */
   prefetch(fileId: Buffer, index: number, ref: ChunkRef): void {
-    if (!isBlobRef(ref) || this.lru.has(ref.id)) return
-    this.lru.fetch(ref.id, { context: { fileId, index, ref } }).catch(() => undefined)
+    if (!isBlobRef(ref) || this.lru.has(chunkKey(ref))) return
+    this.lru.fetch(chunkKey(ref), { context: { fileId, index, ref } }).catch(() => undefined)
   }
 
   /** Seeds the cache with a chunk just written (its plaintext is known). */
   put(ref: BlobRef, plain: Buffer): void {
-    this.lru.set(ref.id, plain)
+    this.lru.set(chunkKey(ref), plain)
   }
 
+  /**
+   * A chunk alone in its blob is fetched whole and checked against the blob id; a chunk in a pack
+   * is a Range read of its sealed bytes, checked by its AEAD (bound to the file and the index).
+   */
   private async load(ctx: FetchContext): Promise<Buffer> {
     const { fileId, index, ref } = ctx
-    if (ctx.block === undefined) {
-      const sealed = await this.store.get(ref.id)
-      return openChunk(this.key, fileId, index, sealed)
-    }
     const blobLen = ref.blob ?? ref.len
+    const at = ref.at ?? 0
+    if (ctx.block === undefined) {
+      if (ref.at === undefined) return openChunk(this.key, fileId, index, await this.store.get(ref.id))
+      return this.store.getRange(ref.id, { start: at, end: at + sealedLength(blobLen) }, (bytes) => openChunk(this.key, fileId, index, bytes))
+    }
     const span = blockSpan(ctx.block * BLOCK_SIZE, Math.min((ctx.block + 1) * BLOCK_SIZE, blobLen), blobLen)
-    return this.store.getRange(ref.id, { start: span.sealedStart, end: span.sealedEnd }, (bytes) =>
+    return this.store.getRange(ref.id, { start: at + span.sealedStart, end: at + span.sealedEnd }, (bytes) =>
       openBlocks(this.key, fileId, index, blobLen, ctx.block!, bytes),
     )
   }

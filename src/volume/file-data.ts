@@ -3,7 +3,9 @@
 import { blobId, sealChunk } from '../crypto'
 import { ChunkCache } from './chunk-cache'
 import { FsError } from './fs-types'
-import { ChunkRef, INLINE_MAX, Inode, cutRef } from './namespace'
+import { BlobRef, ChunkRef, INLINE_MAX, Inode, cutRef } from './namespace'
+import { PACK_PIECE_MAX, Packer } from './packer'
+import { Semaphore } from './semaphore'
 import { VolumeStore } from './store'
 
 export interface FileDataOptions {
@@ -130,7 +132,8 @@ class Budget {
 
 export class FileData {
   private readonly memory: Budget
-  private readonly uploadSlots: Budget
+  private readonly uploadSlots: Semaphore
+  private readonly packer: Packer
   private readonly C: number
   /** Files holding write buffers: all of them are pushed out when memory runs short. */
   private readonly holders = new Set<FileState>()
@@ -143,7 +146,8 @@ export class FileData {
   ) {
     this.C = opts.chunkSize
     this.memory = new Budget(opts.maxDirtyBytes)
-    this.uploadSlots = new Budget(opts.maxUploads)
+    this.uploadSlots = new Semaphore(opts.maxUploads)
+    this.packer = new Packer(store, this.uploadSlots)
   }
 
   async write(f: FileState, data: Buffer, position: number): Promise<void> {
@@ -200,6 +204,7 @@ export class FileData {
     const refs = new Map<number, ChunkRef | null>(f.uploaded)
     this.startUploads(f)
     const waiting = [...f.uploads].map(([i, upload]) => upload.then((ref) => void refs.set(i, ref)))
+    if (waiting.length > 0) this.packer.flushSoon() // small chunks among them wait in a pack
     const snap: FileSnapshot = {
       state: f, size: f.size, mtimeMs: f.mtimeMs, version: f.version, minSize: f.minSize,
       refs: Promise.all(waiting).then(() => refs),
@@ -292,9 +297,12 @@ export class FileData {
     return dc
   }
 
-  /** Buffer size for `n` bytes of a chunk: a power of two from 64 KiB, at most the chunk size. */
+  /**
+   * Buffer size for `n` bytes of a chunk: a power of two from 4 KiB, at most the chunk size (small
+   * files held in the write-back pipeline cost what they hold, not 64 KiB each).
+   */
   private capacityFor(n: number): number {
-    let cap = 64 * 1024
+    let cap = 4096
     while (cap < n) cap *= 2
     return Math.min(cap, this.C)
   }
@@ -334,14 +342,11 @@ export class FileData {
       f.uploaded.set(0, ref)
       return ref
     }
-    while (this.uploadSlots.full) await this.uploadSlots.changed()
-    this.uploadSlots.take(1)
     try {
       const plain = dc.buf.subarray(0, len)
-      const sealed = sealChunk(this.contentsKey, f.fileId, i, plain)
-      const id = await blobId(sealed)
-      await this.store.put(id, sealed)
-      const ref = { id, len }
+      // Small files and the tails of big ones share packs; a full chunk always has a blob of its own.
+      const packed = len <= PACK_PIECE_MAX && len < this.C
+      const ref = packed ? await this.storePacked(f, i, plain) : await this.uploadSlots.run(() => this.storeAlone(f, i, plain))
       f.uploaded.set(i, ref)
       // The cache charges what it holds: hand it the buffer only when no spare capacity hides behind it.
       this.cache.put(ref, plain.length === dc.buf.length ? dc.buf : Buffer.from(plain))
@@ -355,9 +360,21 @@ export class FileData {
         this.memory.take(dc.buf.length)
       }
       return null
-    } finally {
-      this.uploadSlots.give(1)
     }
+  }
+
+  /** A chunk in a blob of its own. */
+  private async storeAlone(f: FileState, i: number, plain: Buffer): Promise<BlobRef> {
+    const sealed = sealChunk(this.contentsKey, f.fileId, i, plain)
+    const id = await blobId(sealed)
+    await this.store.put(id, sealed)
+    return { id, len: plain.length }
+  }
+
+  /** A small chunk in a pack shared with others (packer.ts). */
+  private async storePacked(f: FileState, i: number, plain: Buffer): Promise<BlobRef> {
+    const { id, at } = await this.packer.add(sealChunk(this.contentsKey, f.fileId, i, plain))
+    return { id, len: plain.length, at }
   }
 
   private async readPiece(f: FileState, i: number, from: number, to: number, out: Buffer, sequential: boolean): Promise<void> {

@@ -7,9 +7,13 @@ export type Errno =
   | 'EIO' | 'ENOSPC' | 'EROFS' | 'EBADF' | 'EPERM' | 'EACCES' | 'ELOOP' | 'EFBIG' | 'EXDEV' | 'EAGAIN' | 'EBUSY'
   | 'ENODATA' | 'ERANGE' | 'E2BIG' | 'EOPNOTSUPP'
 
+/** A failure with its errno. Expected (ENOENT on every lookup of a new name): no stack trace is taken. */
 export class FsError extends Error {
   constructor(readonly code: Errno, message: string) {
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
     super(`${code}: ${message}`)
+    Error.stackTraceLimit = limit
     this.name = 'FsError'
   }
 }

@@ -5,14 +5,21 @@ import { randomBytes } from 'node:crypto'
 import { FsError, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, isSpecialType } from './fs-types'
 import { splitParent, splitPath } from './paths'
 
-/** A chunk stored as a sealed blob on the servers. */
+/** A chunk stored as a sealed blob on the servers, alone or (small chunks) in a pack with others. */
 export interface BlobRef {
-  /** Blob id of the sealed chunk. */
+  /** Blob id of the sealed chunk, or of the pack that holds it. */
   id: string
   /** Plaintext bytes of the chunk that count; bytes of the chunk past it read as zeros. */
   len: number
-  /** The blob's own plaintext length, when a truncate made `len` shorter (Range reads need it). */
+  /** The sealed chunk's own plaintext length, when a truncate made `len` shorter (Range reads need it). */
   blob?: number
+  /** Where the sealed chunk starts inside a pack (see packer.ts); absent: the blob is the chunk. */
+  at?: number
+}
+
+/** What identifies a stored chunk (the cache's key): its blob, and its place in a pack. */
+export function chunkKey(ref: BlobRef): string {
+  return ref.at === undefined ? ref.id : `${ref.id}@${ref.at}`
 }
 
 /**
@@ -32,26 +39,39 @@ export const isBlobRef = (r: ChunkRef): r is BlobRef => 'id' in r
 /** Files up to this size keep their data inline (in the metadata) instead of in a blob. */
 export const INLINE_MAX = 4096
 
-/** A chunk ref as journal entries and checkpoints store it. */
-export type StoredRef = [string, number] | [string, number, number] | { inline: string }
+/**
+ * A chunk ref as journal entries and checkpoints store it: [id, len] or [id, len, blobLen]; a
+ * chunk in a pack (format 2) {p: [id, at, len]} or {p: [id, at, len, blobLen]}; a small file's
+ * data {inline: base64}.
+ */
+export type StoredRef =
+  | [string, number]
+  | [string, number, number]
+  | { p: [string, number, number] | [string, number, number, number] }
+  | { inline: string }
 
 export function storeRef(r: ChunkRef): StoredRef {
   if (!isBlobRef(r)) return { inline: r.inline.toString('base64') }
+  if (r.at !== undefined) return { p: r.blob !== undefined ? [r.id, r.at, r.len, r.blob] : [r.id, r.at, r.len] }
   return r.blob !== undefined ? [r.id, r.len, r.blob] : [r.id, r.len]
 }
 
 export function loadRef(r: StoredRef): ChunkRef {
-  if (!Array.isArray(r)) {
-    const inline = Buffer.from(r.inline, 'base64')
-    return { inline, len: inline.length }
+  if (Array.isArray(r)) return r.length === 3 ? { id: r[0], len: r[1], blob: r[2] } : { id: r[0], len: r[1] }
+  if ('p' in r) {
+    const [id, at, len, blob] = r.p
+    return blob !== undefined ? { id, at, len, blob } : { id, at, len }
   }
-  return r.length === 3 ? { id: r[0], len: r[1], blob: r[2] } : { id: r[0], len: r[1] }
+  const inline = Buffer.from(r.inline, 'base64')
+  return { inline, len: inline.length }
 }
 
 /** The ref cut to its first `len` bytes (a truncate inside the chunk): a blob keeps its own length. */
 export function cutRef(r: ChunkRef, len: number): ChunkRef {
   if (!isBlobRef(r)) return { inline: Buffer.from(r.inline.subarray(0, len)), len }
-  return { id: r.id, len, blob: r.blob ?? r.len }
+  const cut: BlobRef = { id: r.id, len, blob: r.blob ?? r.len }
+  if (r.at !== undefined) cut.at = r.at
+  return cut
 }
 
 /** The blobs a file's chunks are stored in (inline chunks have none). */

@@ -81,12 +81,13 @@ export class Volume implements FileSystem {
     private readonly lease: Lease | null,
     private readonly opts: VolumeOptions,
   ) {
-    // One memory budget: write buffers take an eighth of it (at most 128 MiB), sealed chunks being
-    // uploaded their share, the cache the rest.
+    // One memory budget: write buffers take an eighth of it (at most 128 MiB), their sealed copies on
+    // the way to the servers as much again at most (a buffer is held until its upload is done), the
+    // cache the rest. Many uploads in flight hide the servers' per-blob fsync latency.
     const budget = opts.cacheBytes ?? 512 * 1024 * 1024
     const maxDirtyBytes = opts.maxDirtyBytes ?? Math.max(4 * ns.chunkSize, Math.min(128 * 1024 * 1024, Math.floor(budget / 8)))
-    const maxUploads = opts.maxUploads ?? 8
-    this.cache = new ChunkCache(store, keys.contents, Math.max(0, budget - maxDirtyBytes - maxUploads * ns.chunkSize))
+    const maxUploads = opts.maxUploads ?? 32
+    this.cache = new ChunkCache(store, keys.contents, Math.max(0, budget - 2 * maxDirtyBytes))
     this.data = new FileData(store, keys.contents, this.cache, {
       chunkSize: ns.chunkSize,
       maxDirtyBytes,

@@ -177,6 +177,7 @@ if (skip) {
 
       // The CLI beside the mount: special files are listed with their type and skipped by get.
       await ok(`mkdir ${M}/sp && echo content > ${M}/sp/file && mkfifo ${M}/sp/fifo`)
+      t.equal((await runEdfs(['sync', M], { env: vol.env })).code, 0, 'edfs sync: the CLI reads what is committed')
       const ls = await runEdfs(['ls', '-l', '/sp', '--config', vol.cfg], { env: vol.env })
       t.match(ls.stdout, /^p[rw-]{9} .* fifo$/m, `edfs ls -l shows a FIFO as p: ${ls.stderr}`)
       const local = `${vol.dir}/got`
