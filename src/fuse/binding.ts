@@ -19,6 +19,8 @@
 //   xattr names outside user.* are answered on the FUSE thread (ENODATA, EOPNOTSUPP to set) without
 //   reaching JS: the kernel asks for security.capability on every write.
 // - readdir may pass a stat per name (ino and mode), which libfuse turns into d_ino and d_type.
+// - Patch level 4: an OPEN of a name of a hard-linked file drops the kernel's cached pages even
+//   with kernel_cache (each name has pages of its own, which writes through another name leave stale).
 import { spawn } from 'node:child_process'
 import { opendir, readFile, stat } from 'node:fs/promises'
 import * as path from 'node:path'
@@ -30,7 +32,7 @@ export interface FuseCaller {
 }
 
 /** Patch level the code below relies on (Fuse.EDFS_PATCH and the addon's edfs_patch). */
-export const REQUIRED_PATCH = 3
+export const REQUIRED_PATCH = 4
 
 export interface FuseStat {
   mode: number
@@ -159,6 +161,13 @@ export interface MountOptions {
   allowOther?: boolean
   /** The kernel checks permissions from the mode bits (default true). */
   defaultPermissions?: boolean
+  /**
+   * Whose writes the mount sees. 'self' (a read-write mount: the daemon is the volume's only writer):
+   * the kernel keeps file pages across opens (kernel_cache). 'others' (a read-only mount following
+   * a writer elsewhere): pages are kept only while a file's size and mtime stay the same
+   * (auto_cache). Default 'others'.
+   */
+  writer?: 'self' | 'others'
   /** Kernel caching of attributes and names, in seconds (default 1; 0 allowed). */
   attrTimeoutSec?: number
   entryTimeoutSec?: number
@@ -183,6 +192,8 @@ export function buildFuseOptions(opts: MountOptions): Record<string, unknown> {
   return {
     bigWrites: true, // patch: 128 KiB writes instead of 4 KiB
     useIno: true, // patch: st_ino is the inode's own number, the same for every hard link
+    kernelCache: opts.writer === 'self',
+    autoCache: opts.writer !== 'self',
     defaultPermissions: opts.defaultPermissions ?? true,
     allowOther: opts.allowOther ?? false,
     fsname: opts.fsname ?? 'edfs',

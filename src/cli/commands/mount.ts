@@ -313,7 +313,7 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
         }))
     fs = await openFs(password)
     if (stopping) return
-    mounted = await mount(mountPoint, createFuseOps(fs, { log }), { allowOther: !!opts.allowOther, log })
+    mounted = await mount(mountPoint, createFuseOps(fs, { log }), { allowOther: !!opts.allowOther, writer: opts.readOnly ? 'others' : 'self', log })
     log(`mounted ${mountPoint}`)
     await raiseReadAhead(mountPoint, log)
     if (stopping) await stop('stopping')
