@@ -35,7 +35,7 @@ RUN npx tsc -p docker/tsconfig.build.json
 # runtime stage could neither patch (no patch-package) nor compile (no g++).
 RUN npm prune --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
  && rm -rf node_modules/fuse-native/build/Release/obj.target node_modules/fuse-native/build/Release/.deps \
- && node -e "const f = require('fuse-native'); if (f.EDFS_PATCH !== 2 || f.EDFS_NATIVE_PATCH !== 2) { console.error('fuse-native is not the patched build', f.EDFS_PATCH, f.EDFS_NATIVE_PATCH); process.exit(1) }"
+ && node -e "const problem = require('./dist/src/fuse/binding').checkPatch(); if (problem) { console.error(problem); process.exit(1) }"
 
 # --- runtime ---------------------------------------------------------------------------------------
 FROM base AS runtime

@@ -14,11 +14,13 @@
 // - write: the file system must copy the bytes before its promise resolves (the buffer is libfuse's
 //   memory and is detached afterwards); read fills `buffer` before resolving and never later.
 import {
+  FsError,
   O_ACCMODE,
   O_RDONLY,
   O_RDWR,
   O_TRUNC,
   type Attr,
+  type DirListing,
   type FileSystem,
 } from '../volume/fs-types'
 import type { CountCb, ErrCb, FuseCaller, FuseDirStat, FuseOps, FuseStat, FuseStatfs, ValueCb } from './binding'
@@ -83,8 +85,47 @@ function parentOf(path: string): string {
   return path.slice(0, path.lastIndexOf('/')) || '/'
 }
 
+/** Entries answered per readdir call (the kernel's buffer takes ~100 names; the rest are asked for again). */
+const DIR_PAGE = 256
+/** Open directory streams, and names held by their listings, at most: a caller cannot grow memory without bound. */
+const MAX_DIR_STREAMS = 4096
+const MAX_LISTED_ENTRIES = 4_000_000
+
+interface DirStream {
+  listing: { self: FuseDirStat; parent: FuseDirStat; entries: DirListing } | null
+}
+
+/**
+ * One page of a listing from `offset` (positions: 0 '.', 1 '..', 2 + i the listing's entry i):
+ * a run of entries that still exist, starting at the first one at or after `offset`; its base is
+ * that position, so each entry's offset (base + index + 1) is its position + 1. Empty at the end.
+ */
+function dirPage(l: NonNullable<DirStream['listing']>, offset: number): { names: string[]; stats: FuseDirStat[]; base: number } {
+  const end = l.entries.size + 2
+  const at = (p: number): { name: string; stat: FuseDirStat } | null => {
+    if (p === 0) return { name: '.', stat: l.self }
+    if (p === 1) return { name: '..', stat: l.parent }
+    const e = l.entries.entry(p - 2)
+    return e && { name: e.name, stat: e }
+  }
+  let p = Math.max(0, offset)
+  while (p < end && !at(p)) p++
+  const names: string[] = []
+  const stats: FuseDirStat[] = []
+  for (let q = p; q < end && names.length < DIR_PAGE; q++) {
+    const e = at(q)
+    if (!e) break // the page stops before a name gone since the listing: offsets stay positions
+    names.push(e.name)
+    stats.push(e.stat)
+  }
+  return { names, stats, base: p }
+}
+
 export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOps {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`))
+  const dirStreams = new Map<number, DirStream>()
+  let nextDirHandle = 1
+  let listedEntries = 0
   const owner = opts.owner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
 
   /** Runs `fn`, and hands its result or its errno to the callbacks (even if `fn` throws synchronously). */
@@ -160,20 +201,38 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
     statfs(_path, cb) {
       call('statfs', '/', () => fs.statfs(), (s) => cb(0, toFuseStatfs(s)), (n) => cb(n))
     },
-    readdir(path, cb) {
-      // With a stat per name (ino and type), libfuse fills in d_ino and d_type: `ls -i` and `find`
-      // need no getattr per entry to know them.
-      const listing = async () => {
-        const [entries, self, parent] = await Promise.all([fs.readdir(path), fs.getattr(path), fs.getattr(parentOf(path))])
-        const names = ['.', '..']
-        const stats: FuseDirStat[] = [self, parent]
-        for (const e of entries) {
-          names.push(e.name)
-          stats.push(e)
+    // A directory stream: opendir takes nothing yet; the first readdir takes the listing (a copy of
+    // the directory's pairs), and each readdir answers one page of it from the offset the kernel
+    // asks for, so a huge directory never holds the event loop for long. With a stat per name (ino
+    // and type), libfuse fills in d_ino and d_type: `ls -i` and `find` need no getattr per entry.
+    opendir(_path, _flags, cb) {
+      if (dirStreams.size >= MAX_DIR_STREAMS) return cb(ERRNO.EMFILE)
+      while (dirStreams.has(nextDirHandle)) nextDirHandle = nextDirHandle >= MAX_HANDLE ? 1 : nextDirHandle + 1
+      const fh = nextDirHandle
+      nextDirHandle = fh >= MAX_HANDLE ? 1 : fh + 1
+      dirStreams.set(fh, { listing: null })
+      cb(0, fh)
+    },
+    releasedir(_path, fd, cb) {
+      const stream = dirStreams.get(fd)
+      if (stream?.listing) listedEntries -= stream.listing.entries.size
+      dirStreams.delete(fd)
+      cb(0)
+    },
+    readdir(path, cb, offset = 0, fd = 0) {
+      const page = async () => {
+        const stream = dirStreams.get(fd)
+        if (!stream) throw new FsError('EBADF', `no directory stream ${fd}`)
+        if (!stream.listing || offset === 0) {
+          const [entries, self, parent] = await Promise.all([fs.readdir(path), fs.getattr(path), fs.getattr(parentOf(path))])
+          if (stream.listing) listedEntries -= stream.listing.entries.size
+          if (listedEntries + entries.size > MAX_LISTED_ENTRIES) throw new FsError('ENOMEM', `more than ${MAX_LISTED_ENTRIES} names in open directory listings`)
+          listedEntries += entries.size
+          stream.listing = { self, parent, entries }
         }
-        return { names, stats }
+        return dirPage(stream.listing, offset)
       }
-      call('readdir', path, listing, (l) => cb(0, l.names, l.stats), (n) => cb(n))
+      call('readdir', path, page, (p) => cb(0, p.names, p.stats, p.base), (n) => cb(n))
     },
     open(path, flags, cb) {
       if ((flags & O_ACCMODE) !== O_RDONLY || flags & O_TRUNC) {

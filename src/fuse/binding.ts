@@ -21,6 +21,7 @@
 // - readdir may pass a stat per name (ino and mode), which libfuse turns into d_ino and d_type.
 // - Patch level 4: an OPEN of a name of a hard-linked file drops the kernel's cached pages even
 //   with kernel_cache (each name has pages of its own, which writes through another name leave stale).
+// - Patch level 5: readdir gets the offset and the directory handle, and may answer one page.
 import { spawn } from 'node:child_process'
 import { opendir, readFile, stat } from 'node:fs/promises'
 import * as path from 'node:path'
@@ -32,7 +33,7 @@ export interface FuseCaller {
 }
 
 /** Patch level the code below relies on (Fuse.EDFS_PATCH and the addon's edfs_patch). */
-export const REQUIRED_PATCH = 4
+export const REQUIRED_PATCH = 5
 
 export interface FuseStat {
   mode: number
@@ -80,7 +81,13 @@ export interface FuseOps {
   fgetattr?(path: string, fd: number, cb: ValueCb<FuseStat>): void
   access?(path: string, mode: number, cb: ErrCb): void
   statfs?(path: string, cb: ValueCb<FuseStatfs>): void
-  readdir?(path: string, cb: (err: number, names?: string[], stats?: FuseDirStat[]) => void): void
+  /**
+   * Patch level 5: `offset` is where to go on from and `fd` the opendir handle; answering with a
+   * `base` (>= 0) gives one page, whose entry i has the offset base + i + 1 (without: the whole directory).
+   */
+  readdir?(path: string, cb: (err: number, names?: string[], stats?: FuseDirStat[], base?: number) => void, offset?: number, fd?: number): void
+  opendir?(path: string, flags: number, cb: ValueCb<number>): void
+  releasedir?(path: string, fd: number, cb: ErrCb): void
   open?(path: string, flags: number, cb: ValueCb<number>): void
   create?(path: string, mode: number, cb: ValueCb<number>, caller?: FuseCaller): void
   release?(path: string, fd: number, cb: ErrCb): void

@@ -15,6 +15,7 @@ function neg(name: string, linux: number): number {
 export const ERRNO = {
   EIO: neg('EIO', 5),
   EROFS: neg('EROFS', 30),
+  EMFILE: neg('EMFILE', 24),
   ENOSYS: neg('ENOSYS', 38),
   ETIMEDOUT: neg('ETIMEDOUT', 110),
 } as const

@@ -5,7 +5,7 @@
 export type Errno =
   | 'ENOENT' | 'EEXIST' | 'ENOTEMPTY' | 'EISDIR' | 'ENOTDIR' | 'ENAMETOOLONG' | 'EINVAL'
   | 'EIO' | 'ENOSPC' | 'EROFS' | 'EBADF' | 'EPERM' | 'EACCES' | 'ELOOP' | 'EFBIG' | 'EXDEV' | 'EAGAIN' | 'EBUSY'
-  | 'ENODATA' | 'ERANGE' | 'E2BIG' | 'EOPNOTSUPP'
+  | 'ENODATA' | 'ERANGE' | 'E2BIG' | 'EOPNOTSUPP' | 'ENOMEM'
 
 /** A failure with its errno. Expected (ENOENT on every lookup of a new name): no stack trace is taken. */
 export class FsError extends Error {
@@ -77,6 +77,17 @@ export interface DirEntry {
   mode: number
 }
 
+/**
+ * A directory's names as of the moment it was listed, read by position: taking it costs one copy of
+ * the (name, inode) pairs, and each entry is looked up only when asked for, so a directory of a
+ * million names is listed a page at a time without a long stretch of work on the event loop.
+ */
+export interface DirListing extends Iterable<DirEntry> {
+  readonly size: number
+  /** The entry at position i (0 <= i < size), or null when it is gone since the listing was taken. */
+  entry(i: number): DirEntry | null
+}
+
 export interface StatFs {
   blockSize: number
   totalBytes: number
@@ -97,7 +108,7 @@ export interface FileSystem {
   readonly readOnly: boolean
   getattr(path: string): Promise<Attr>
   /** Entries of the directory, without '.' and '..'. */
-  readdir(path: string): Promise<DirEntry[]>
+  readdir(path: string): Promise<DirListing>
   mkdir(path: string, mode: number, uid: number, gid: number): Promise<void>
   /** mknod(2): `mode` holds the type (FIFO, socket, device or regular file) and permission bits. */
   mknod(path: string, mode: number, rdev: number, uid: number, gid: number): Promise<void>

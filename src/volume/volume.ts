@@ -4,7 +4,7 @@ import { VolumeKeys, rootInodeId } from '../crypto'
 import { ChunkCache } from './chunk-cache'
 import { FileData, FileSnapshot, FileState } from './file-data'
 import {
-  Attr, DirEntry, FALLOC_FL_KEEP_SIZE, FileSystem, FsError, MAX_FILE_SIZE, MAX_SYMLINK_BYTES, O_ACCMODE, O_RDONLY, O_TRUNC,
+  Attr, DirEntry, DirListing, FALLOC_FL_KEEP_SIZE, FileSystem, FsError, MAX_FILE_SIZE, MAX_SYMLINK_BYTES, O_ACCMODE, O_RDONLY, O_TRUNC,
   S_IFBLK, S_IFCHR, S_IFMT, S_IFREG, StatFs, isSpecialType,
 } from './fs-types'
 import { BackgroundGc, BackgroundGcOptions } from './background-gc'
@@ -179,15 +179,26 @@ export class Volume implements FileSystem {
     }
   }
 
-  async readdir(path: string): Promise<DirEntry[]> {
+  async readdir(path: string): Promise<DirListing> {
     const node = this.ns.resolve(path)
     if (node.kind !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${path}`)
-    const out: DirEntry[] = []
-    for (const [name, id] of node.entries!) {
-      const child = this.ns.get(id)
-      if (child) out.push({ name, ino: child.inum!, mode: child.mode })
+    // Two flat arrays, not an array of pairs: a million names are copied in a fraction of the time.
+    const names = [...node.entries!.keys()]
+    const ids = [...node.entries!.values()]
+    const entry = (i: number): DirEntry | null => {
+      const child = this.ns.get(ids[i]!)
+      return child ? { name: names[i]!, ino: child.inum!, mode: child.mode } : null
     }
-    return out
+    return {
+      size: names.length,
+      entry,
+      *[Symbol.iterator]() {
+        for (let i = 0; i < names.length; i++) {
+          const e = entry(i)
+          if (e) yield e
+        }
+      },
+    }
   }
 
   async readlink(path: string): Promise<string> {

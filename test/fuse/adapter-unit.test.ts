@@ -1,10 +1,14 @@
 // The adapter without a mount: errno mapping, stat/statfs conversion, option building, and the
 // operations' argument handling (chown -1, utimens null, read-only guard, bad handles).
 import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { deriveVolumeKeys } from '../../src/crypto'
 import { createFuseOps, toFuseStat, toFuseStatfs } from '../../src/fuse/adapter'
 import { buildFuseOptions, type FuseOps } from '../../src/fuse/binding'
 import { ERRNO, errnoOf, toErrno } from '../../src/fuse/errno'
 import { FsError, type FileSystem } from '../../src/volume/fs-types'
+import { Volume } from '../../src/volume/volume'
+import { MemoryStore } from '../volume/fixtures/memory-store'
 import { MemoryFs } from './fixtures/memory-fs'
 
 t.test('errno mapping', async (t) => {
@@ -56,11 +60,15 @@ t.test('operations', async (t) => {
   const [err, fh] = await call<number>((cb) => ops.create('/d/f', 0o100640, cb))
   t.equal(err, 0)
   t.ok(fh! >= 1)
-  const listing = await new Promise<unknown[]>((resolve) => ops.readdir('/d', (...args) => resolve(args)))
+  const [, dh] = await call<number>((cb) => ops.opendir('/d', 0, cb))
+  const listing = await new Promise<unknown[]>((resolve) => ops.readdir('/d', (...args) => resolve(args), 0, dh))
   const [, dirAttr] = await call<{ ino?: number }>((cb) => ops.getattr('/d', cb))
   const [, fileAttr] = await call<{ ino?: number; mode: number }>((cb) => ops.getattr('/d/f', cb))
   t.same(listing[1], ['.', '..', 'f'])
   t.match(listing[2], [{ ino: dirAttr!.ino }, { ino: 1 }, { ino: fileAttr!.ino, mode: fileAttr!.mode }], 'a stat per name: d_ino and d_type')
+  t.equal(listing[3], 0, 'a page from position 0')
+  t.same(await call((cb) => ops.releasedir('/d', dh!, cb)), [0, undefined])
+  t.same(await call((cb) => ops.readdir('/d', cb as never, 0, dh)), [-9, undefined], 'a released stream is EBADF')
   t.same(await call((cb) => ops.getattr('/nope', cb)), [-2, undefined], 'ENOENT')
   t.same(await call((cb) => ops.rmdir('/d', cb)), [-39, undefined], 'ENOTEMPTY')
 
@@ -96,4 +104,42 @@ t.test('operations', async (t) => {
   const ro = createFuseOps(new MemoryFs({ readOnly: true })) as Required<FuseOps>
   t.same(await call((cb) => ro.mkdir('/x', 0o755, cb)), [-30, undefined], 'EROFS on a read-only volume')
   t.same(await call((cb) => ro.open('/', 1, cb)), [-30, undefined], 'open for writing: EROFS')
+})
+
+t.test('readdir pages: every name once, as libfuse asks from the last offset; names removed meanwhile are skipped', async (t) => {
+  const store = new MemoryStore()
+  const keys = deriveVolumeKeys(randomBytes(32))
+  await Volume.create(store, keys, { volumeId: 'pages', chunkSize: 1 << 20, replicas: 2, uid: 0, gid: 0 })
+  const volume = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 60_000 })
+  t.teardown(() => volume.close())
+  const ops = createFuseOps(volume, { log: () => {}, owner: { uid: 0, gid: 0 } }) as Required<FuseOps>
+  await call((cb) => ops.mkdir('/big', 0o755, cb))
+  const N = 1000
+  for (let i = 0; i < N; i++) {
+    const [, fh] = await call<number>((cb) => ops.create(`/big/f${i}`, 0o644, cb))
+    await call((cb) => ops.release(`/big/f${i}`, fh!, cb))
+  }
+  const [, dh] = await call<number>((cb) => ops.opendir('/big', 0, cb))
+  const seen: string[] = []
+  let offset = 0
+  let calls = 0
+  for (;;) {
+    const [err, names, , base] = await new Promise<unknown[]>((resolve) => ops.readdir('/big', (...a) => resolve(a), offset, dh))
+    t.equal(err, 0)
+    const page = names as string[]
+    if (page.length === 0) break
+    calls++
+    // libfuse fills the kernel's buffer with some of the page and asks again from the last one it took.
+    const taken = page.slice(0, 100)
+    seen.push(...taken)
+    offset = (base as number) + taken.length
+    if (calls === 3) await call((cb) => ops.unlink('/big/f900', cb)) // gone before its page
+    t.ok(page.length <= 256, 'a page is bounded')
+  }
+  t.same(seen.slice(0, 2), ['.', '..'])
+  const files = seen.slice(2)
+  t.equal(new Set(files).size, files.length, 'no name twice')
+  t.notOk(files.includes('f900'), 'a name removed before its page is not listed')
+  t.equal(files.length, N - 1, `every other name once (${calls} calls)`)
+  await call((cb) => ops.releasedir('/big', dh!, cb))
 })

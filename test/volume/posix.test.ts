@@ -159,7 +159,7 @@ t.test('symlink targets, readdir inode numbers, and the directory size bound', a
   await v.mkdir('/d', 0o755, 0, 0)
   await v.release(await v.create('/d/f', 0o644, 0, 0, O_RDWR))
   await v.link('/d/f', '/d/g')
-  const entries = await v.readdir('/d')
+  const entries = [...(await v.readdir('/d'))]
   const ino = (await v.getattr('/d/f')).ino
   t.same(entries.map((e) => [e.name, e.ino, e.mode]), [['f', ino, S_IFREG | 0o644], ['g', ino, S_IFREG | 0o644]], 'names with their inode number and type')
   t.equal((await v.getattr('/d/g')).ino, ino, 'a hard link is the same inode')
