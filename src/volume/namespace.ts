@@ -465,6 +465,9 @@ export class Namespace {
         if (node.xattrs?.size === 0) delete node.xattrs
         return
       }
+      default:
+        // Heads are version-gated, so this is a damaged entry, never a newer one: refuse, don't skip.
+        throw new Error(`journal: unknown entry type ${JSON.stringify((entry as { t?: unknown }).t)}`)
     }
   }
 

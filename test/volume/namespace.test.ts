@@ -159,3 +159,8 @@ t.test('inode numbers: unique, kept by replay and checkpoints, given to format-1
   t.same([...n1.all()].map((n) => [n.id, n.inum]), [...n2.all()].map((n) => [n.id, n.inum]), 'the same numbers on every load')
   t.equal(n1.get(ROOT)!.inum, 1, 'the root is numbered first')
 })
+
+t.test('an entry of an unknown type is refused, not skipped', async (t) => {
+  const ns = fresh()
+  t.throws(() => ns.apply({ t: 'hardlink-v9', ino: 'x' } as never), /journal: unknown entry type "hardlink-v9"/)
+})
