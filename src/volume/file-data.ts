@@ -61,6 +61,8 @@ export class FileState {
   changed = false
   /** Bumped by every change of the contents or size. */
   version = 0
+  /** When the contents or size last changed (ctime; mtime may be set to anything by utimens). */
+  changedMs = 0
   /** The smallest size since the last snapshot (a truncate down). */
   minSize: number
   readonly dirty = new Map<number, DirtyChunk>()
@@ -82,6 +84,7 @@ export class FileState {
   /** Marks a change of contents, size or mtime that a commit must record. */
   touch(mtimeMs = Date.now()): void {
     this.mtimeMs = mtimeMs
+    this.changedMs = mtimeMs
     this.changed = true
     this.version++
   }

@@ -174,7 +174,7 @@ export class Volume implements FileSystem {
     return {
       ino: node.inum!, mode: node.mode, nlink: node.nlink, uid: node.uid, gid: node.gid,
       size: state ? state.size : node.size,
-      atimeMs: node.atimeMs, mtimeMs: state ? state.mtimeMs : node.mtimeMs, ctimeMs: node.ctimeMs,
+      atimeMs: node.atimeMs, mtimeMs: state ? state.mtimeMs : node.mtimeMs, ctimeMs: state ? ctimeOf(state) : node.ctimeMs,
       rdev: node.rdev ?? 0,
     }
   }
@@ -474,11 +474,10 @@ export class Volume implements FileSystem {
   private async commitPending(): Promise<void> {
     if (this.commitTimer) clearTimeout(this.commitTimer)
     this.commitTimer = null
-    const now = Date.now()
     const entries = this.ns.takePending()
     const frozen = [...this.states.values()]
       .filter((s) => s.changed || s.busy || s.uploaded.size > 0)
-      .map((s) => ({ snap: this.data.snapshot(s), attrs: this.ns.attrsEntry(s.node, { mtimeMs: s.mtimeMs, ctimeMs: now }) }))
+      .map((s) => ({ snap: this.data.snapshot(s), attrs: this.ns.attrsEntry(s.node, { mtimeMs: s.mtimeMs, ctimeMs: ctimeOf(s) }) }))
     if (entries.length === 0 && frozen.length === 0) return
     let refs: Map<number, ChunkRef | null>[]
     let fileEntries: Entry[]
@@ -629,6 +628,11 @@ export class Volume implements FileSystem {
   private forget(node: Inode): void {
     if (node.nlink <= 0 && !this.states.has(node.id) && this.ns.get(node.id) === node) this.ns.drop(node)
   }
+}
+
+/** A file's ctime: its last metadata change, or its last data change when that came later. */
+function ctimeOf(state: FileState): number {
+  return Math.max(state.node.ctimeMs, state.changedMs)
 }
 
 function splitRoot(path: string): boolean {

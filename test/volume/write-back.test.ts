@@ -182,3 +182,22 @@ t.test('fsync commits the file and everything before it; data written during a c
   await v.close()
   t.pass('sync returned while another write stream went on')
 })
+
+t.test('ctime is the time of the change, not of its commit; a future mtime does not move it', async (t) => {
+  const { store, keys } = await newVolume()
+  const v = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 60_000 })
+  const before = Date.now()
+  await writeWhole(v, '/f', Buffer.from('data'))
+  const written = Date.now()
+  await new Promise((r) => setTimeout(r, 50))
+  await v.sync()
+  const a = await v.getattr('/f')
+  t.ok(a.ctimeMs >= before && a.ctimeMs <= written, `ctime ${a.ctimeMs - before} ms after the write began, not at the commit`)
+  const future = Date.now() + 86_400_000
+  await v.utimens('/f', future, future)
+  t.ok((await v.getattr('/f')).ctimeMs < future, 'utimens to the future moves mtime, not ctime')
+  await v.close()
+  const ro = await Volume.open(snapshot(store), keys, { readOnly: true })
+  t.equal((await ro.getattr('/f')).mtimeMs, future, 'the mtime set by utimens is committed')
+  await ro.close()
+})
