@@ -23,6 +23,7 @@ import {
   type DirListing,
   type FileSystem,
 } from '../volume/fs-types'
+import { HandleTable, MAX_HANDLE } from '../volume/handles'
 import type { CountCb, ErrCb, FuseCaller, FuseDirStat, FuseOps, FuseStat, FuseStatfs, ValueCb } from './binding'
 import { ERRNO, toErrno } from './errno'
 
@@ -35,7 +36,6 @@ export interface AdapterOptions {
 
 const NO_ID = 0xffffffff // (uid_t) -1 as fuse-native passes it
 const S_ISGID = 0o2000
-const MAX_HANDLE = 0x7fffffff // fuse-native passes handles as int32; 0 means none
 const W_OK = 2
 
 export function toFuseStat(a: Attr): FuseStat {
@@ -123,8 +123,7 @@ function dirPage(l: NonNullable<DirStream['listing']>, offset: number): { names:
 
 export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOps {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`))
-  const dirStreams = new Map<number, DirStream>()
-  let nextDirHandle = 1
+  const dirStreams = new HandleTable<DirStream>()
   let listedEntries = 0
   const owner = opts.owner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
 
@@ -207,11 +206,7 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
     // and type), libfuse fills in d_ino and d_type: `ls -i` and `find` need no getattr per entry.
     opendir(_path, _flags, cb) {
       if (dirStreams.size >= MAX_DIR_STREAMS) return cb(ERRNO.EMFILE)
-      while (dirStreams.has(nextDirHandle)) nextDirHandle = nextDirHandle >= MAX_HANDLE ? 1 : nextDirHandle + 1
-      const fh = nextDirHandle
-      nextDirHandle = fh >= MAX_HANDLE ? 1 : fh + 1
-      dirStreams.set(fh, { listing: null })
-      cb(0, fh)
+      cb(0, dirStreams.add({ listing: null }))
     },
     releasedir(_path, fd, cb) {
       const stream = dirStreams.get(fd)

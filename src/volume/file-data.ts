@@ -70,7 +70,7 @@ export class FileState {
   readonly uploads = new Map<number, Promise<ChunkRef | null>>()
   /** Chunks stored but not yet recorded in the namespace. */
   readonly uploaded = new Map<number, ChunkRef>()
-  /** The last upload failure, reported by the next flush. */
+  /** The last upload failure, reported by the commit that needed the chunk. */
   error: Error | null = null
   readonly fileId: Buffer
 
@@ -229,7 +229,7 @@ export class FileData {
     if (f.version === snap.version) f.changed = false
   }
 
-  /** Cuts or extends the file; the caller records the new size and refs. */
+  /** Cuts or extends the file; the next commit records the new size and refs. */
   async truncate(f: FileState, size: number): Promise<void> {
     await Promise.all([...f.uploads.values()])
     const count = Math.ceil(size / this.C)

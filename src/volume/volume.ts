@@ -10,6 +10,7 @@ import {
 import { BackgroundGc, BackgroundGcOptions } from './background-gc'
 import { referencedBlobs } from './gc'
 import { GroupCommit } from './group-commit'
+import { HandleTable } from './handles'
 import { Lease } from './lease'
 import { HeadMovedError, MetadataLog } from './metadata'
 import { ChunkRef, Entry, Inode, Namespace, chunksEntry, isBlobRef } from './namespace'
@@ -54,7 +55,6 @@ interface Handle {
   lastEnd: number
 }
 
-const MAX_HANDLE = 0x7fffffff
 /** How long a change may wait for its commit (the bound on what a crash loses without fsync). */
 export const DEFAULT_COMMIT_DELAY_MS = 1000
 /** A read this close to the previous end counts as part of a sequential stream. */
@@ -62,8 +62,7 @@ const SEQUENTIAL_WINDOW = 2 * 1024 * 1024
 
 export class Volume implements FileSystem {
   private readonly states = new Map<string, FileState>()
-  private readonly handles = new Map<number, Handle>()
-  private nextHandle = 1
+  private readonly handles = new HandleTable<Handle>()
   private readonly committer: GroupCommit
   private commitTimer: NodeJS.Timeout | null = null
   private followTimer: NodeJS.Timeout | null = null
@@ -421,7 +420,9 @@ export class Volume implements FileSystem {
    * fsync, `edfs sync` (fsync of a directory on the mount) and umount.
    */
   sync(): Promise<void> {
-    return this.deadline(this.commit(), 'sync')
+    return this.deadline(this.commit(), 'sync').catch((err: unknown) => {
+      throw asIoError(err, 'commit')
+    })
   }
 
   /** Commits everything written so far (group commit: concurrent callers share one). */
@@ -604,11 +605,7 @@ export class Volume implements FileSystem {
   private addHandle(node: Inode, flags: number): number {
     const state = this.stateOf(node)
     state.handles++
-    while (this.handles.has(this.nextHandle)) this.nextHandle = this.nextHandle >= MAX_HANDLE ? 1 : this.nextHandle + 1
-    const fh = this.nextHandle
-    this.nextHandle = fh >= MAX_HANDLE ? 1 : fh + 1
-    this.handles.set(fh, { state, writable: (flags & O_ACCMODE) !== O_RDONLY, lastEnd: 0 })
-    return fh
+    return this.handles.add({ state, writable: (flags & O_ACCMODE) !== O_RDONLY, lastEnd: 0 })
   }
 
   private handle(fh: number): Handle {
