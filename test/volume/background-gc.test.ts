@@ -4,29 +4,13 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { deriveVolumeKeys } from '../../src/crypto'
-import { O_RDONLY, O_WRONLY, O_TRUNC } from '../../src/volume/fs-types'
 import { Volume } from '../../src/volume/volume'
+import { readAll, writeWhole } from './fixtures/file-io'
 import { MemoryStore } from './fixtures/memory-store'
 
 const C = 64 * 1024
 const GRACE = 1000
 const HOLD = 2000
-
-async function writeWhole(v: Volume, path: string, data: Buffer): Promise<void> {
-  const fh = await v.create(path, 0o644, 0, 0, O_WRONLY | O_TRUNC)
-  await v.write(fh, data, data.length, 0)
-  await v.flush(fh)
-  await v.release(fh)
-}
-
-async function readAll(v: Volume, path: string): Promise<Buffer> {
-  const size = (await v.getattr(path)).size
-  const fh = await v.open(path, O_RDONLY)
-  const out = Buffer.alloc(size)
-  for (let pos = 0; pos < size; ) pos += await v.read(fh, out.subarray(pos), Math.min(C, size - pos), pos)
-  await v.release(fh)
-  return out
-}
 
 t.test('overwritten chunks are collected in the background; live and uncommitted ones are kept', async (t) => {
   const store = new MemoryStore()

@@ -5,9 +5,9 @@ import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { deriveVolumeKeys } from '../../src/crypto'
-import { O_RDONLY } from '../../src/volume/fs-types'
 import { HEAD_VERSION, MetadataLog } from '../../src/volume/metadata'
 import { Volume } from '../../src/volume/volume'
+import { readAll } from './fixtures/file-io'
 import { MemoryStore } from './fixtures/memory-store'
 
 interface Fixture {
@@ -35,15 +35,6 @@ function pattern(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n)
   for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + (i >> 8)) & 255
   return b
-}
-
-async function readAll(v: Volume, p: string): Promise<Buffer> {
-  const size = (await v.getattr(p)).size
-  const fh = await v.open(p, O_RDONLY)
-  const out = Buffer.alloc(size)
-  for (let pos = 0; pos < size; ) pos += await v.read(fh, out.subarray(pos), Math.min(128 * 1024, size - pos), pos)
-  await v.release(fh)
-  return out
 }
 
 async function checkContents(t: Test, v: Volume, added: string[] = []): Promise<void> {

@@ -9,6 +9,7 @@ import { Lease } from '../../src/volume/lease'
 import { INLINE_MAX } from '../../src/volume/namespace'
 import { ReplicatedRecord } from '../../src/volume/replicated-record'
 import { Volume } from '../../src/volume/volume'
+import { readAll } from './fixtures/file-io'
 import { MemoryStore } from './fixtures/memory-store'
 
 const C = 64 * 1024 // small chunks: many chunk boundaries in little data
@@ -19,20 +20,6 @@ async function newVolume(opts: { chunkSize?: number } = {}) {
   await Volume.create(store, keys, { volumeId: 'v1', chunkSize: opts.chunkSize ?? C, replicas: 2, uid: 0, gid: 0 })
   const open = (readOnly = false, extra: object = {}) => Volume.open(store, keys, { readOnly, commitDelayMs: 5, syncClose: true, ...extra })
   return { store, keys, open }
-}
-
-async function readAll(v: Volume, path: string): Promise<Buffer> {
-  const fh = await v.open(path, O_RDONLY)
-  const size = (await v.getattr(path)).size
-  const out = Buffer.alloc(size)
-  let pos = 0
-  while (pos < size) {
-    const n = await v.read(fh, out.subarray(pos), Math.min(128 * 1024, size - pos), pos)
-    if (n === 0) break
-    pos += n
-  }
-  await v.release(fh)
-  return out.subarray(0, pos)
 }
 
 async function writeFile(v: Volume, path: string, data: Buffer): Promise<void> {

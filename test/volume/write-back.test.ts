@@ -5,8 +5,9 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { deriveVolumeKeys } from '../../src/crypto'
-import { O_RDONLY, O_WRONLY, O_TRUNC } from '../../src/volume/fs-types'
+import { O_WRONLY } from '../../src/volume/fs-types'
 import { Volume } from '../../src/volume/volume'
+import { readAll, writeWhole } from './fixtures/file-io'
 import { MemoryStore } from './fixtures/memory-store'
 
 const C = 64 * 1024
@@ -24,26 +25,6 @@ function snapshot(store: MemoryStore): MemoryStore {
   for (const [id, b] of store.blobs) copy.blobs.set(id, { data: b.data, mtimeMs: b.mtimeMs })
   for (const [server, recs] of store.records) copy.records.set(server, new Map([...recs].map(([n, r]) => [n, { ...r }])))
   return copy
-}
-
-async function readAll(v: Volume, path: string): Promise<Buffer> {
-  const size = (await v.getattr(path)).size
-  const fh = await v.open(path, O_RDONLY)
-  const out = Buffer.alloc(size)
-  for (let pos = 0; pos < size; ) {
-    const n = await v.read(fh, out.subarray(pos), Math.min(128 * 1024, size - pos), pos)
-    if (n === 0) break
-    pos += n
-  }
-  await v.release(fh)
-  return out
-}
-
-async function writeWhole(v: Volume, path: string, data: Buffer): Promise<void> {
-  const fh = await v.create(path, 0o644, 0, 0, O_WRONLY | O_TRUNC)
-  for (let pos = 0; pos < data.length; pos += 128 * 1024) await v.write(fh, data.subarray(pos, pos + 128 * 1024), Math.min(128 * 1024, data.length - pos), pos)
-  await v.flush(fh)
-  await v.release(fh)
 }
 
 /** The tree as path -> content (hex digest of files, 'dir' for directories). */
