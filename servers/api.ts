@@ -1,8 +1,9 @@
 // The v1 routes (docs/protocol.md): health, login, blobs, records, stats.
-import { statfs } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import {
-  BlobListBody, HEADERS, HealthBody, MAX_HAVE_IDS, MAX_LIST_LIMIT, StatsBody, isBlobId, isRecordName,
+  BlobListBody, HEADERS, HealthBody, MAX_HAVE_IDS, MAX_LIST_LIMIT, MAX_VERIFY_IDS, StatsBody, VerifyBody, isBlobId, isRecordName, sha256Hex,
 } from '../src/protocol'
 import { Authenticator } from './auth'
 import { receiveBody, receiveJson } from './body'
@@ -10,6 +11,8 @@ import { HttpError } from './errors'
 import { MAX_RECORD_SIZE } from './record-store'
 import { sendJson } from './respond'
 import { RequestContext, Resource } from './router'
+import { Scrubber } from './scrub'
+import { SpaceGuard } from './space'
 import { TrafficStats } from './stats'
 import { UserStores } from './user-stores'
 
@@ -18,9 +21,10 @@ export interface ApiContext {
   /** Which file system dataDir is on (see disk-id.ts). */
   disk: string
   version: string
-  dataDir: string
+  space: SpaceGuard
   auth: Authenticator
   stores: UserStores
+  scrubber: Scrubber
   traffic: TrafficStats
   maxBlobSize: number
   requestTimeoutMs: number
@@ -45,6 +49,15 @@ export function apiResources(ctx: ApiContext): Resource[] {
     return name
   }
   const bodySha = (rc: RequestContext): string => rc.req.headers[HEADERS.contentSha256] as string
+  /** A body of {"ids": [...]}: at most `max` valid blob ids. */
+  const idList = async (rc: RequestContext, max: number): Promise<string[]> => {
+    const body = (await receiveJson(rc.req, JSON_LIMIT, idle, bodySha(rc))) as { ids?: unknown }
+    const ids = body?.ids
+    if (!Array.isArray(ids)) throw new HttpError('bad-request', 'the body must be {"ids": [...]}')
+    if (ids.length > max) throw new HttpError('bad-request', `at most ${max} ids per query`)
+    for (const id of ids) if (typeof id !== 'string' || !isBlobId(id)) throw new HttpError('invalid-id', 'a blob id is 64 lowercase hex digits')
+    return ids as string[]
+  }
   const declaredLength = (rc: RequestContext, limit: number): void => {
     const cl = rc.req.headers['content-length']
     if (cl !== undefined && Number(cl) > limit) throw new HttpError('payload-too-large', `the body is larger than ${limit} bytes`)
@@ -61,8 +74,7 @@ export function apiResources(ctx: ApiContext): Resource[] {
       auth: false,
       methods: {
         GET: async (rc) => {
-          const fs = await statfs(ctx.dataDir)
-          const body: HealthBody = { id: ctx.id, disk: ctx.disk, version: ctx.version, freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize }
+          const body: HealthBody = { id: ctx.id, disk: ctx.disk, version: ctx.version, ...(await ctx.space.space()), quarantined: await ctx.stores.quarantined() }
           sendJson(rc.res, 200, body, { 'cache-control': 'no-store' })
         },
       },
@@ -84,7 +96,39 @@ export function apiResources(ctx: ApiContext): Resource[] {
         GET: async (rc) => {
           const s = await ctx.stores.of(rc.user)
           const t = ctx.traffic.of(rc.user)
-          const body: StatsBody = { bytesStored: s.blobs.bytesStored, blobCount: s.blobs.blobCount, ...t }
+          const body: StatsBody = {
+            bytesStored: s.blobs.bytesStored, blobCount: s.blobs.blobCount, ...t, quarantined: s.blobs.quarantined, scrub: ctx.scrubber.status(rc.user),
+          }
+          sendJson(rc.res, 200, body)
+        },
+      },
+    },
+    {
+      pattern: /^\/v1\/scrub$/,
+      auth: true,
+      methods: {
+        GET: async (rc) => sendJson(rc.res, 200, ctx.scrubber.status(rc.user)),
+        POST: async (rc) => sendJson(rc.res, 202, await ctx.scrubber.scrubNow(rc.user)),
+      },
+    },
+    {
+      pattern: /^\/v1\/blobs\/verify$/,
+      auth: true,
+      bodyMethods: ['POST'],
+      methods: {
+        POST: async (rc) => {
+          const ids = await idList(rc, MAX_VERIFY_IDS)
+          const s = await ctx.stores.of(rc.user)
+          const body: VerifyBody = { ok: [], bad: [], missing: [] }
+          let next = 0
+          // Two at a time: each is a whole read and hash, and the foreground must keep its share of the disk.
+          const worker = async () => {
+            while (next < ids.length) {
+              const id = ids[next++]!
+              body[await s.blobs.verify(id)].push(id)
+            }
+          }
+          await Promise.all([worker(), worker()])
           sendJson(rc.res, 200, body)
         },
       },
@@ -95,13 +139,9 @@ export function apiResources(ctx: ApiContext): Resource[] {
       bodyMethods: ['POST'],
       methods: {
         POST: async (rc) => {
-          const body = (await receiveJson(rc.req, JSON_LIMIT, idle, bodySha(rc))) as { ids?: unknown }
-          const ids = body?.ids
-          if (!Array.isArray(ids)) throw new HttpError('bad-request', 'the body must be {"ids": [...]}')
-          if (ids.length > MAX_HAVE_IDS) throw new HttpError('bad-request', `at most ${MAX_HAVE_IDS} ids per query`)
-          for (const id of ids) if (typeof id !== 'string' || !isBlobId(id)) throw new HttpError('invalid-id', 'a blob id is 64 lowercase hex digits')
+          const ids = await idList(rc, MAX_HAVE_IDS)
           const s = await ctx.stores.of(rc.user)
-          sendJson(rc.res, 200, { have: await s.blobs.have(ids as string[]) })
+          sendJson(rc.res, 200, { have: await s.blobs.have(ids) })
         },
       },
     },
@@ -127,6 +167,7 @@ export function apiResources(ctx: ApiContext): Resource[] {
       pattern: /^\/v1\/blobs\/(.+)$/,
       auth: true,
       bodyMethods: ['PUT'],
+      keepsReserve: true,
       methods: {
         PUT: async (rc) => {
           const id = blobId(rc)
@@ -178,6 +219,11 @@ export function apiResources(ctx: ApiContext): Resource[] {
     },
   ]
 
+  /**
+   * Serves a blob or a range of it. A whole blob is hashed on the way out: a copy that fails its
+   * id is quarantined and answered as absent (the client asks the next server), never served as
+   * good. A range cannot be checked without reading it all; the client's AEAD check covers it.
+   */
   async function getBlob(rc: RequestContext, id: string, head: boolean): Promise<void> {
     const s = await ctx.stores.of(rc.user)
     const b = await s.blobs.open(id)
@@ -191,9 +237,8 @@ export function apiResources(ctx: ApiContext): Resource[] {
         'content-type': 'application/octet-stream', 'content-length': end - start, 'accept-ranges': 'bytes', etag: `"${id}"`,
       }
       if (range) headers['content-range'] = `bytes ${start}-${end - 1}/${b.size}`
-      rc.res.writeHead(range ? 206 : 200, headers)
       if (head || end === start) {
-        rc.res.end()
+        rc.res.writeHead(range ? 206 : 200, headers).end()
         return
       }
       const t = ctx.traffic.of(rc.user)
@@ -205,22 +250,47 @@ export function apiResources(ctx: ApiContext): Resource[] {
           if (bytesRead === 0) throw new Error(`blob ${id} shrank while being read`)
           off += bytesRead
         }
+        if (!range && sha256Hex(buf) !== id) {
+          await s.blobs.verify(id)
+          throw new HttpError('not-found', 'this copy failed its hash check and was quarantined')
+        }
         t.bytesServed += buf.length
-        rc.res.end(buf)
+        rc.res.writeHead(range ? 206 : 200, headers).end(buf)
         return
       }
+      rc.res.writeHead(range ? 206 : 200, headers)
       const stream = b.fh.createReadStream({ start, end: end - 1, highWaterMark: 1024 * 1024 })
       handedOver = true // the stream closes the handle
       stream.on('data', (chunk: string | Buffer) => {
         t.bytesServed += chunk.length
       })
-      await pipeline(stream, rc.res).catch(() => {
-        // The client went away mid-answer; nothing to tell it.
-      })
+      // A failed hash quarantines the copy and then tears the answer down before its last piece, so
+      // the client cannot take it for whole. Any other failure: the client went away mid-answer.
+      const sent = range ? pipeline(stream, rc.res) : pipeline(stream, holdLastUntilVerified(id, () => s.blobs.verify(id)), rc.res)
+      await sent.catch(() => undefined)
     } finally {
       if (!handedOver) await b.fh.close()
     }
   }
+}
+
+/** Passes a blob through, hashing it, and holds its last piece back until the hash matches the id. */
+function holdLastUntilVerified(id: string, onBad: () => Promise<unknown>): Transform {
+  const hash = createHash('sha256')
+  let held: Buffer | null = null
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk)
+      const out = held
+      held = chunk
+      done(null, out ?? undefined)
+    },
+    flush(done) {
+      if (hash.digest('hex') === id) return done(null, held ?? undefined)
+      const fail = () => done(new Error(`blob ${id} failed its hash check`))
+      onBad().then(fail, fail)
+    },
+  })
 }
 
 /** A single byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) as [start, end); null without a Range header. */

@@ -1,6 +1,10 @@
 // One user's blobs: DATA/users/<user>/blobs/<first 2 hex>/<id>. Content-addressed and immutable.
 // A blob is streamed to tmp/, hashed on the way, fsynced, then renamed into place and the directory
 // fsynced: it is never visible before it is complete. Byte and blob counts are kept incrementally.
+// A copy that no longer hashes to its id (bit rot, a bad disk, a hand edit) is moved aside to
+// DATA/users/<user>/quarantine/<id>.<ms> (kept for inspection, never served again), so a good copy
+// can take its place.
+import { createHash } from 'node:crypto'
 import { FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
 import { IncomingMessage } from 'node:http'
 import path from 'node:path'
@@ -18,14 +22,22 @@ export interface PutOptions {
   onData?: (bytes: number) => void
 }
 
+export type Verdict = 'ok' | 'bad' | 'missing'
+
+/** Bytes hashed per read when checking a stored copy. */
+const HASH_PIECE = 1024 * 1024
+
 export class BlobStore {
   bytesStored = 0
   blobCount = 0
+  /** Copies moved to quarantine/ (on disk now, counted at start). */
+  quarantined = 0
   private readonly lock = new KeyedLock()
   private readonly knownDirs = new Set<string>()
 
   constructor(
     readonly dir: string,
+    readonly quarantineDir: string,
     private readonly tmpFile: () => string,
   ) {}
 
@@ -52,6 +64,44 @@ export class BlobStore {
     }
     this.bytesStored = bytes
     this.blobCount = count
+    this.quarantined = (await listDir(this.quarantineDir)).length
+  }
+
+  /**
+   * Checks the stored copy against its id. A copy that fails is quarantined at once: 'bad' means
+   * it was there, was wrong, and is gone now.
+   */
+  async verify(id: string): Promise<Verdict> {
+    const first = await this.check(id)
+    if (first !== 'bad') return first
+    return this.lock.run(id, async () => {
+      // Checked again under the lock: a PUT may have replaced the copy while it was being hashed.
+      const verdict = await this.check(id)
+      if (verdict === 'bad') await this.quarantine(id)
+      return verdict
+    })
+  }
+
+  /** Moves a copy that failed its hash aside (callers hold the id's lock). */
+  private async quarantine(id: string): Promise<void> {
+    const target = this.pathOf(id)
+    const size = (await stat(target)).size
+    await this.ensureDir(this.quarantineDir)
+    await rename(target, path.join(this.quarantineDir, `${id}.${Date.now()}`))
+    await fsyncDir(path.dirname(target))
+    this.bytesStored -= size
+    this.blobCount--
+    this.quarantined++
+  }
+
+  private async check(id: string): Promise<Verdict> {
+    const b = await this.open(id)
+    if (!b) return 'missing'
+    try {
+      return (await hashHandle(b.fh, b.size)) === id ? 'ok' : 'bad'
+    } finally {
+      await b.fh.close()
+    }
   }
 
   async put(id: string, req: IncomingMessage, opts: PutOptions): Promise<'created' | 'exists'> {
@@ -68,7 +118,11 @@ export class BlobStore {
       fh = null
       return await this.lock.run(id, async () => {
         const target = this.pathOf(id)
-        if (await exists(target)) return 'exists'
+        if (await exists(target)) {
+          // A copy that rotted is replaced by the good bytes just received, never answered "exists".
+          if ((await this.check(id)) !== 'bad') return 'exists'
+          await this.quarantine(id)
+        }
         await this.ensureDir(path.dirname(target))
         await rename(tmp, target)
         moved = true
@@ -174,6 +228,18 @@ export class BlobStore {
     }
     this.knownDirs.add(dir)
   }
+}
+
+async function hashHandle(fh: FileHandle, size: number): Promise<string> {
+  const hash = createHash('sha256')
+  const buf = Buffer.allocUnsafe(Math.min(HASH_PIECE, Math.max(1, size)))
+  for (let pos = 0; ; ) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, pos)
+    if (bytesRead === 0) break
+    hash.update(buf.subarray(0, bytesRead))
+    pos += bytesRead
+  }
+  return hash.digest('hex')
 }
 
 async function exists(p: string): Promise<boolean> {

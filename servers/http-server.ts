@@ -9,6 +9,7 @@ import { Authenticator } from './auth'
 import { ClientGoneError, HttpError } from './errors'
 import { sendError } from './respond'
 import { Resource, match } from './router'
+import { SpaceGuard } from './space'
 import { TrafficStats } from './stats'
 
 export interface FrontOptions {
@@ -30,6 +31,7 @@ export class HttpFront {
     private readonly resources: Resource[],
     private readonly auth: Authenticator,
     private readonly traffic: TrafficStats,
+    private readonly space: SpaceGuard,
     private readonly opts: FrontOptions,
   ) {
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
@@ -38,6 +40,9 @@ export class HttpFront {
       void p.finally(() => this.active.delete(p))
     }
     this.server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : http.createServer(onRequest)
+    // `Expect: 100-continue`: the body is asked for only once the request passed every check that
+    // needs no body (route, signature, free space), so a refusal never tears down an upload.
+    this.server.on('checkContinue', onRequest)
     this.server.requestTimeout = 0 // long uploads are fine while bytes keep coming: the body reader has an idle timeout
     this.server.headersTimeout = Math.min(60_000, Math.max(1000, opts.requestTimeoutMs))
     this.server.timeout = 2 * opts.requestTimeoutMs // idle socket backstop (e.g. a reader that stopped reading)
@@ -89,7 +94,9 @@ export class HttpFront {
         if ((expectsBody || hasBody) && sha === undefined) {
           throw new HttpError('bad-request', `a request with a body must carry ${HEADERS.contentSha256}`)
         }
+        if (hasBody) res.once('close', await this.space.admit(Number(req.headers['content-length'] ?? 0), m.resource.keepsReserve ?? false))
       }
+      if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue()
       await m.handler({ req, res, params: m.params, query: m.query, addr, user })
     } catch (err) {
       this.fail(req, res, err)

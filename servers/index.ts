@@ -9,6 +9,8 @@ import { TrafficStats } from './stats'
 import { UserStores } from './user-stores'
 import { UserTable } from './users'
 import { diskId } from './disk-id'
+import { SpaceGuard } from './space'
+import { Scrubber } from './scrub'
 import { rm, readdir } from 'node:fs/promises'
 import path from 'node:path'
 
@@ -26,6 +28,8 @@ export interface StorageServerOptions {
   requestTimeoutMs?: number
   /** Default 12 h. */
   sessionTtlMs?: number
+  /** One full background scrub pass per this many ms; 0: none. Default 7 days. */
+  scrubPeriodMs?: number
   version?: string
   log?: (line: string) => void
 }
@@ -40,6 +44,7 @@ export interface StorageServer {
 export const DEFAULT_MAX_BLOB_SIZE = 128 * 1024 * 1024
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
 export const DEFAULT_SESSION_TTL_MS = 12 * 3600_000
+export const DEFAULT_SCRUB_PERIOD_MS = 7 * 24 * 3600_000
 
 export async function startStorageServer(opts: StorageServerOptions): Promise<StorageServer> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`edfs server: ${line}\n`))
@@ -52,16 +57,20 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
   const traffic = new TrafficStats()
   let front: HttpFront
   let url: string
+  const stores = new UserStores(layout)
+  const scrubber = new Scrubber(stores, layout.scrubStateFile, () => layout.tmpFile(), opts.scrubPeriodMs ?? DEFAULT_SCRUB_PERIOD_MS, log)
   try {
-    const stores = new UserStores(layout)
     await stores.scanAll()
+    const space = new SpaceGuard(layout.root)
     const resources = apiResources({
-      id: identity.id, disk: await diskId(layout.root, identity.id), version: opts.version ?? '0', dataDir: layout.root, auth, stores, traffic,
+      id: identity.id, disk: await diskId(layout.root, identity.id), version: opts.version ?? '0', space, auth, stores, scrubber, traffic,
       maxBlobSize: opts.maxBlobSize ?? DEFAULT_MAX_BLOB_SIZE, requestTimeoutMs,
     })
-    front = new HttpFront(resources, auth, traffic, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 7001, tls: opts.tls, requestTimeoutMs, log })
+    front = new HttpFront(resources, auth, traffic, space, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 7001, tls: opts.tls, requestTimeoutMs, log })
     url = await front.listen()
+    await scrubber.start()
   } catch (err) {
+    await scrubber.stop()
     auth.close()
     identity.lock.release()
     throw err
@@ -71,6 +80,7 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
     id: identity.id,
     async close(graceMs = 3000) {
       try {
+        await scrubber.stop()
         await front.close(graceMs)
       } finally {
         auth.close()

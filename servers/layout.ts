@@ -21,6 +21,9 @@ export class Layout {
   userDir(user: string): string { return path.join(this.usersDir, user) }
   blobsDir(user: string): string { return path.join(this.userDir(user), 'blobs') }
   recordsDir(user: string): string { return path.join(this.userDir(user), 'records') }
+  quarantineDir(user: string): string { return path.join(this.userDir(user), 'quarantine') }
+  /** Where the background scrub remembers how far it got. */
+  get scrubStateFile(): string { return path.join(this.root, 'scrub.json') }
   /** A fresh, unique temp file name in tmp/ (same file system as the stores, so rename is atomic). */
   tmpFile(): string { return path.join(this.tmpDir, `${Date.now().toString(36)}-${randomBytes(8).toString('hex')}.tmp`) }
 }

@@ -24,6 +24,11 @@ export interface Resource {
   auth: boolean
   /** Methods whose requests carry a body (and therefore x-edfs-content-sha256). */
   bodyMethods?: string[]
+  /**
+   * Uploads here leave the disk's reserve free (blobs). Elsewhere (records: the volume's head,
+   * lease) they may use it, so a full disk still lets a client delete files and commit that.
+   */
+  keepsReserve?: boolean
   methods: Partial<Record<string, Handler>>
 }
 

@@ -20,11 +20,24 @@ export class UserStores {
     for (const name of await readdir(this.layout.usersDir)) if (isUserName(name)) await this.of(name)
   }
 
+  /** The users with a store on disk or in use, sorted. */
+  async users(): Promise<string[]> {
+    const names = new Set([...this.stores.keys(), ...(await readdir(this.layout.usersDir)).filter(isUserName)])
+    return [...names].sort()
+  }
+
+  /** Copies quarantined on this server, all users in use. */
+  async quarantined(): Promise<number> {
+    let n = 0
+    for (const s of await Promise.allSettled(this.stores.values())) if (s.status === 'fulfilled') n += s.value.blobs.quarantined
+    return n
+  }
+
   of(user: string): Promise<Stores> {
     let s = this.stores.get(user)
     if (!s) {
       const tmp = () => this.layout.tmpFile()
-      const blobs = new BlobStore(this.layout.blobsDir(user), tmp)
+      const blobs = new BlobStore(this.layout.blobsDir(user), this.layout.quarantineDir(user), tmp)
       const records = new RecordStore(this.layout.recordsDir(user), tmp)
       s = blobs.scan().then(() => ({ blobs, records }))
       s.catch(() => this.stores.delete(user))

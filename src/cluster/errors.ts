@@ -27,8 +27,12 @@ export class ChunkUnavailableError extends Error {
 
 /** Fewer than W (write quorum) copies of a blob could be stored. */
 export class WriteFailedError extends Error {
-  constructor(readonly id: string, readonly stored: string[], readonly needed: number, readonly tried: Attempt[]) {
-    super(`storing chunk ${id} failed: ${stored.length} of the ${needed} required copies stored (${listAttempts(tried)})`)
+  constructor(
+    readonly id: string, readonly stored: string[], readonly needed: number, readonly tried: Attempt[],
+    /** Every server that could have taken it answered "out of space": the cluster is full (ENOSPC, not EIO). */
+    readonly full = false,
+  ) {
+    super(`storing chunk ${id} failed: ${stored.length} of the ${needed} required copies stored (${listAttempts(tried)})${full ? ': the servers are out of space' : ''}`)
     this.name = 'WriteFailedError'
   }
 }
@@ -67,16 +71,18 @@ export function reasonOf(err: unknown): string {
 
 /**
  * How a failure reflects on the server. 'down': the server is not answering (network error,
- * timeout, torn transfer, 503) — mark it down and probe it. 'fault': it answered with a server-side
- * error — lowers its health, try elsewhere. 'caller': the request itself is at fault (4xx) —
- * another server would say the same.
+ * timeout, torn transfer, 503) — mark it down and probe it. 'full': it is out of disk space (507) —
+ * healthy, but put the blob elsewhere. 'fault': it answered with a server-side error — lowers its
+ * health, try elsewhere. 'caller': the request itself is at fault (4xx) — another server would say
+ * the same.
  */
-export type FailureKind = 'down' | 'fault' | 'caller'
+export type FailureKind = 'down' | 'full' | 'fault' | 'caller'
 
 export function classify(err: unknown): FailureKind {
   if (err instanceof TimeoutError || err instanceof UnreachableError) return 'down'
   if (err instanceof ServerError) {
     if (err.status === 0 || (err.status >= 200 && err.status < 300)) return 'down'
+    if (err.status === 507) return 'full'
     if (err.status >= 500 || err.status === 401 || err.status === 408 || err.status === 429) return 'fault'
     return 'caller'
   }

@@ -1,6 +1,6 @@
 // The client's view of the storage servers: a pool with health and back-off, rendezvous placement,
 // replicated writes and traffic-optimized, verified reads. docs/cluster.md explains the rules.
-import { MAX_HAVE_IDS, MAX_LIST_LIMIT, ServerError, isBlobId, isRecordName } from '../protocol'
+import { MAX_HAVE_IDS, MAX_LIST_LIMIT, MAX_VERIFY_IDS, ServerError, isBlobId, isRecordName } from '../protocol'
 import {
   Attempt, ClusterConfigError, ClusterConnectError, classify, reasonOf,
 } from './errors'
@@ -207,11 +207,55 @@ export class Cluster {
         }
       }),
     )
-    for (const [id, servers] of out) {
-      const order = this.pool.rank(id).map((m) => m.name)
-      servers.sort((a, b) => order.indexOf(a) - order.indexOf(b))
-    }
+    for (const [id, servers] of out) this.sortByRank(id, servers)
     return out
+  }
+
+  /**
+   * id -> the live servers whose copy hashes to its id (`ok`) and those whose copy did not (`bad`,
+   * now quarantined there). The servers hash their own copies: no blob crosses the network.
+   * `onProgress` gets the number of (server, batch) answers so far and the total.
+   */
+  async verify(ids: string[], onProgress?: (done: number, total: number) => void): Promise<Map<string, { ok: string[]; bad: string[] }>> {
+    this.open()
+    const unique = [...new Set(ids)]
+    for (const id of unique) if (!isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}`)
+    const out = new Map(unique.map((id) => [id, { ok: [] as string[], bad: [] as string[] }]))
+    const batches: string[][] = []
+    for (let i = 0; i < unique.length; i += MAX_VERIFY_IDS) batches.push(unique.slice(i, i + MAX_VERIFY_IDS))
+    const live = this.pool.live()
+    let done = 0
+    await Promise.all(
+      live.map(async (m) => {
+        try {
+          for (const batch of batches) {
+            const v = await this.idempotent(m, (c) => c.verifyBlobs(batch))
+            for (const id of v.ok) out.get(id)?.ok.push(m.name)
+            for (const id of v.bad) out.get(id)?.bad.push(m.name)
+            onProgress?.(++done, live.length * batches.length)
+          }
+        } catch (err) {
+          throw new ClusterConnectError(`verify: server ${m.name} did not answer, so its copies are unchecked`, [{ url: m.url, reason: reasonOf(err) }])
+        }
+      }),
+    )
+    for (const [id, v] of out) this.sortByRank(id, v.ok)
+    return out
+  }
+
+  /** Stores one copy on the named server (repair: put a blob where placement wants it). */
+  async putOn(server: string, id: string, data: Buffer): Promise<void> {
+    this.open()
+    if (!isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}`)
+    await this.pool.byName(server).call((c) => c.putBlob(id, data), true)
+  }
+
+  /** Deletes the copy on the named server (repair: trim a surplus copy); true when one was there. */
+  async deleteOn(server: string, id: string): Promise<boolean> {
+    this.open()
+    if (!isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}`)
+    const m = this.pool.byName(server)
+    return this.idempotent(m, (c) => c.deleteBlob(id))
   }
 
   /** Deletes the blob on every live server; returns how many copies were removed. */
@@ -305,6 +349,13 @@ export class Cluster {
 
   private open(): void {
     if (this.closed) throw new ClusterConfigError('the cluster client is closed')
+  }
+
+  /** Sorts server names into the blob's rendezvous order. */
+  private sortByRank(id: string, servers: string[]): void {
+    if (servers.length < 2) return
+    const order = this.pool.rank(id).map((m) => m.name)
+    servers.sort((a, b) => order.indexOf(a) - order.indexOf(b))
   }
 
   private idempotent<T>(m: Member, fn: (c: ServerClient) => Promise<T>): Promise<T> {

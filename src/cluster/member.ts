@@ -115,7 +115,7 @@ export class Member {
 
   failed(err: unknown): void {
     const kind = classify(err)
-    if (kind === 'caller') return
+    if (kind === 'caller' || kind === 'full') return
     this.successRate = this.successRate * (1 - ALPHA)
     this.lastError = reasonOf(err)
     this.hung = err instanceof TimeoutError

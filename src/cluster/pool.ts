@@ -91,6 +91,8 @@ export class Pool {
     const report = { id, server: m.name, detail, at: Date.now() }
     if (this.corruptions.length >= MAX_REPORTS) this.corruptions.shift()
     this.corruptions.push(report)
-    this.log(`edfs cluster: CORRUPT replica of blob ${id} on server ${m.name} (${m.url}): ${detail}; using another replica (run fsck --repair)`)
+    this.log(`edfs cluster: CORRUPT replica of blob ${id} on server ${m.name} (${m.url}): ${detail}; using another replica; the server re-checks its copy (fsck --repair restores it)`)
+    // The server hashes its copy at once and quarantines it if it is bad (a torn read is not).
+    void m.call((c) => c.verifyBlobs([id]), true).catch(() => undefined)
   }
 }

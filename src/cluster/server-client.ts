@@ -4,7 +4,7 @@ import http from 'node:http'
 import https from 'node:https'
 import { randomBytes } from 'node:crypto'
 import {
-  BlobListBody, ChallengeBody, ErrorBody, HEADERS, HealthBody, LoginBody, ROUTES, ServerError, StatsBody,
+  BlobListBody, ChallengeBody, ErrorBody, HEADERS, HealthBody, LoginBody, ROUTES, ScrubStatus, ServerError, StatsBody, VerifyBody,
   authMessage, clientProof, deriveKeys, serverSignature, sessionKey, sha256Hex, signRequest,
 } from '../protocol'
 
@@ -41,6 +41,13 @@ interface Session {
 const MAX_PREALLOCATE = 256 * 1024 * 1024
 
 const SESSION_RETRY_CODES = new Set(['session-expired'])
+
+/**
+ * Bodies from this size on wait for the server's `100 Continue`: a refusal (expired session, disk
+ * full) then comes as an answer before the body is sent, not as a connection the server closed on
+ * an unread upload, which looks like a dead server. One round trip; small bodies skip it.
+ */
+const EXPECT_CONTINUE_MIN = 64 * 1024
 
 export class ServerClient {
   readonly url: string
@@ -107,6 +114,20 @@ export class ServerClient {
   async have(ids: string[]): Promise<string[]> {
     const a = await this.signed('POST', ROUTES.blobsHave, Buffer.from(JSON.stringify({ ids })))
     return this.json<{ have: string[] }>(a).have
+  }
+
+  /** Has the server hash its copies of these ids (at most MAX_VERIFY_IDS); bad ones are quarantined there. */
+  async verifyBlobs(ids: string[]): Promise<VerifyBody> {
+    return this.json<VerifyBody>(await this.signed('POST', ROUTES.blobsVerify, Buffer.from(JSON.stringify({ ids }))))
+  }
+
+  /** Starts a scrub of this user's blobs on the server now (unless one runs); its status. */
+  async scrub(): Promise<ScrubStatus> {
+    return this.json<ScrubStatus>(await this.signed('POST', ROUTES.scrub))
+  }
+
+  async scrubStatus(): Promise<ScrubStatus> {
+    return this.json<ScrubStatus>(await this.signed('GET', ROUTES.scrub))
   }
 
   async listBlobs(after?: string, limit?: number): Promise<BlobListBody> {
@@ -191,10 +212,13 @@ export class ServerClient {
     return new Promise((resolve, reject) => {
       const mod = this.base.protocol === 'https:' ? https : http
       const allHeaders: Record<string, string | number> = { ...headers }
+      const length = body === undefined ? 0 : Buffer.byteLength(body)
+      const expectContinue = length >= EXPECT_CONTINUE_MIN
       if (body !== undefined) {
-        allHeaders['content-length'] = Buffer.byteLength(body)
+        allHeaders['content-length'] = length
         if (!allHeaders['content-type']) allHeaders['content-type'] = typeof body === 'string' ? 'application/json' : 'application/octet-stream'
       }
+      if (expectContinue) allHeaders.expect = '100-continue'
       const req = mod.request(
         { protocol: this.base.protocol, hostname: this.base.hostname, port: this.base.port, method, path, headers: allHeaders, agent: this.agent },
         (res) => {
@@ -211,6 +235,8 @@ export class ServerClient {
           })
           res.on('error', reject)
           res.on('end', () => {
+            // Answered without asking for the body: this request can never be finished on its socket.
+            if (expectContinue && !bodySent) req.destroy()
             if (method !== 'HEAD' && Number.isFinite(expected) && received !== expected) {
               reject(new ServerError(res.statusCode ?? 0, 'unknown', `short answer: ${received} of ${expected} bytes`, this.url))
               return
@@ -223,7 +249,14 @@ export class ServerClient {
       )
       req.setTimeout(this.timeoutMs, () => req.destroy(new TimeoutError(this.url, this.timeoutMs)))
       req.on('error', (err) => reject(err instanceof TimeoutError ? err : new UnreachableError(this.url, err)))
-      req.end(body)
+      let bodySent = !expectContinue
+      if (expectContinue) {
+        req.flushHeaders()
+        req.once('continue', () => {
+          bodySent = true
+          req.end(body)
+        })
+      } else req.end(body)
     })
   }
 

@@ -31,6 +31,7 @@ export async function put(pool: Pool, id: string, data: Buffer, copies?: number)
   const stored = new Set<Member>()
   const tried: Attempt[] = []
   const transient = new Set<Member>()
+  const full = new Set<Member>()
   const asked = new Set<Member>()
   let callerError: unknown = null
 
@@ -55,7 +56,9 @@ export async function put(pool: Pool, id: string, data: Buffer, copies?: number)
             return
           }
           tried.push({ server: m.name, reason: reasonOf(err) })
-          transient.add(m)
+          // A full server is not asked again by this put: the next one in rank order takes its copy.
+          if (kind === 'full') full.add(m)
+          else transient.add(m)
         }
       }
     }
@@ -79,7 +82,10 @@ export async function put(pool: Pool, id: string, data: Buffer, copies?: number)
   if (callerError !== null) throw callerError
   const servers = ranked.filter((m) => stored.has(m))
   for (const m of ranked) if (!asked.has(m) && !m.up) tried.push({ server: m.name, reason: `marked down (${m.lastError ?? 'no answer'})` })
-  if (servers.length < quorum) throw new WriteFailedError(id, servers.map((m) => m.name), quorum, tried)
+  if (servers.length < quorum) {
+    const noneTook = servers.length === 0 && full.size > 0 && ranked.every((m) => full.has(m) || !m.up)
+    throw new WriteFailedError(id, servers.map((m) => m.name), quorum, tried, noneTook)
+  }
   const offHome = servers.filter((m) => !home.has(m))
   const degraded = servers.length < target || offHome.length > 0
   if (degraded) {

@@ -9,6 +9,8 @@ export const ROUTES = {
   login: `${API}/auth/login`,
   blobs: `${API}/blobs`,
   blobsHave: `${API}/blobs/have`,
+  blobsVerify: `${API}/blobs/verify`,
+  scrub: `${API}/scrub`,
   blob: (id: string) => `${API}/blobs/${id}`,
   record: (name: string) => `${API}/records/${name}`,
 } as const
@@ -22,6 +24,8 @@ export const HEADERS = {
 
 /** Most ids one `have` query may carry. */
 export const MAX_HAVE_IDS = 10_000
+/** Most ids one `verify` query may carry (each is read and hashed on the server). */
+export const MAX_VERIFY_IDS = 256
 /** Most entries one listing page returns. */
 export const MAX_LIST_LIMIT = 10_000
 
@@ -32,6 +36,8 @@ export interface HealthBody {
   version: string
   freeBytes: number
   totalBytes: number
+  /** Copies this server found corrupt and moved aside, all users (absent from older servers). */
+  quarantined?: number
 }
 
 export interface StatsBody {
@@ -40,6 +46,31 @@ export interface StatsBody {
   bytesServed: number
   bytesReceived: number
   requestsServed: number
+  /** This user's copies found corrupt and moved aside (quarantine/), absent from older servers. */
+  quarantined?: number
+  scrub?: ScrubStatus
+}
+
+/** POST /v1/blobs/verify: each id asked, by what its stored copy is now. */
+export interface VerifyBody {
+  /** The copy hashes to its id. */
+  ok: string[]
+  /** The copy did not, and has been quarantined (it is gone from this server now). */
+  bad: string[]
+  /** No copy here. */
+  missing: string[]
+}
+
+/** GET/POST /v1/scrub: the user's own scrub pass, and the server's background pass. */
+export interface ScrubStatus {
+  running: boolean
+  /** Blobs checked and found bad by the user's latest pass. */
+  checked: number
+  bad: number
+  startedAt: number | null
+  finishedAt: number | null
+  /** When the background pass over all blobs last completed (ms since epoch); null before the first. */
+  lastBackgroundPassFinishedAt: number | null
 }
 
 export interface BlobListBody {

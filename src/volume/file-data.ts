@@ -6,7 +6,7 @@ import { FsError } from './fs-types'
 import { BlobRef, ChunkRef, INLINE_MAX, Inode, cutRef } from './namespace'
 import { PACK_PIECE_MAX, Packer } from './packer'
 import { Semaphore } from './semaphore'
-import { VolumeStore } from './store'
+import { VolumeStore, isStoreFull } from './store'
 
 export interface FileDataOptions {
   chunkSize: number
@@ -72,6 +72,8 @@ export class FileState {
   readonly uploaded = new Map<number, ChunkRef>()
   /** The last upload failure, reported by the commit that needed the chunk. */
   error: Error | null = null
+  /** The file lost its last name and handle: nothing it buffered is ever stored or committed. */
+  discarded = false
   readonly fileId: Buffer
 
   constructor(public node: Inode) {
@@ -133,7 +135,12 @@ class Budget {
   }
 }
 
+/** After the servers said "full", writers get ENOSPC for this long (or until an upload succeeds). */
+const FULL_HOLD_MS = 5000
+
 export class FileData {
+  /** When an upload last found every server out of space. */
+  private fullAt = -Infinity
   private readonly memory: Budget
   private readonly uploadSlots: Semaphore
   private readonly packer: Packer
@@ -154,6 +161,7 @@ export class FileData {
   }
 
   async write(f: FileState, data: Buffer, position: number): Promise<void> {
+    this.checkSpace()
     const end = position + data.length
     for (let i = Math.floor(position / this.C); i * this.C < end; i++) {
       const chunkStart = i * this.C
@@ -193,6 +201,11 @@ export class FileData {
     return end - position
   }
 
+  /** ENOSPC while the servers recently said they are full: a write would only pile up in memory. */
+  private checkSpace(): void {
+    if (performance.now() - this.fullAt < FULL_HOLD_MS) throw new FsError('ENOSPC', 'the storage servers are out of space (delete files, then run gc)')
+  }
+
   /** Starts uploading every buffered chunk of the file (write-back after close). */
   startUploads(f: FileState): void {
     for (const i of [...f.dirty.keys()]) this.startUpload(f, i)
@@ -216,8 +229,22 @@ export class FileData {
     return snap
   }
 
+  /**
+   * Drops what a file that lost its last name and handle still buffers: it will never be read, so
+   * it must not be stored (on full servers it could not be, and every commit would fail for it).
+   */
+  discard(f: FileState): void {
+    f.discarded = true
+    f.changed = false
+    for (const dc of f.dirty.values()) this.memory.give(dc.buf.length)
+    f.dirty.clear()
+    f.uploaded.clear()
+    this.holders.delete(f)
+  }
+
   /** After a commit failed: the snapshot's truncation still has to be recorded. */
   unfreeze(snap: FileSnapshot): void {
+    if (snap.state.discarded) return
     snap.state.minSize = Math.min(snap.state.minSize, snap.minSize)
     snap.state.changed = true
   }
@@ -272,6 +299,8 @@ export class FileData {
         for (const [j, dc] of [...holder.dirty]) if (dc.writers === 0) this.startUpload(holder, j)
       }
       await this.memory.changed()
+      // Buffers that could not be stored because the servers are full will not free memory soon.
+      this.checkSpace()
     }
     const ref = f.ref(i)
     const validEnd = Math.min(this.C, Math.max(0, f.size - i * this.C))
@@ -351,13 +380,15 @@ export class FileData {
       const packed = len <= PACK_PIECE_MAX && len < this.C
       const ref = packed ? await this.storePacked(f, i, plain) : await this.uploadSlots.run(() => this.storeAlone(f, i, plain))
       f.uploaded.set(i, ref)
+      this.fullAt = -Infinity
       // The cache charges what it holds: hand it the buffer only when no spare capacity hides behind it.
       this.cache.put(ref, plain.length === dc.buf.length ? dc.buf : Buffer.from(plain))
       return ref
     } catch (err) {
       f.error = err as Error
+      if (isStoreFull(err)) this.fullAt = performance.now()
       // Keep the data for the next commit to retry, unless newer writes replaced it meanwhile.
-      if (!f.dirty.has(i)) {
+      if (!f.dirty.has(i) && !f.discarded) {
         f.dirty.set(i, dc)
         this.holders.add(f)
         this.memory.take(dc.buf.length)

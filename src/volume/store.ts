@@ -17,6 +17,7 @@ export interface VolumeStore {
   readonly replicas: number
   members(): StoreMember[]
   rank(key: string): StoreMember[]
+  /** Rejects with an error whose `full` is true when no server had space for it (see isStoreFull). */
   put(id: string, data: Buffer, copies?: number): Promise<{ servers: string[]; degraded: boolean }>
   get(id: string): Promise<Buffer>
   getRange(id: string, range: ByteRange, check: (bytes: Buffer) => Buffer): Promise<Buffer>
@@ -30,7 +31,12 @@ export interface VolumeStore {
   capacity(): Promise<{ totalBytes: number; freeBytes: number }>
 }
 
+/** The store refused a blob because every server that could take it is out of space. */
+export function isStoreFull(err: unknown): boolean {
+  return (err as { full?: unknown } | null)?.full === true
+}
+
 /** How many servers keep each metadata piece: more than the data, so metadata outlives it. */
-export function metadataCopies(store: VolumeStore): number {
+export function metadataCopies(store: Pick<VolumeStore, 'members' | 'replicas'>): number {
   return Math.min(store.members().length, Math.max(3, store.replicas + 1))
 }

@@ -16,7 +16,7 @@ import { HeadMovedError, MetadataLog } from './metadata'
 import { ChunkRef, Entry, Inode, Namespace, chunksEntry, isBlobRef } from './namespace'
 import { MAX_NAME_BYTES } from './paths'
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs'
-import { VolumeStore } from './store'
+import { VolumeStore, isStoreFull } from './store'
 
 export interface VolumeOptions {
   readOnly: boolean
@@ -408,6 +408,7 @@ export class Volume implements FileSystem {
     const state = h.state
     state.handles--
     if (state.handles > 0) return
+    if (state.node.nlink <= 0) return this.forget(state.node) // the last handle of a deleted file: its data goes with it
     if (state.busy || state.changed) await this.closeWrites(state).catch((err) => this.opts.log?.(`release: ${(err as Error).message}`))
     this.dropIdle(state)
   }
@@ -477,7 +478,7 @@ export class Volume implements FileSystem {
     this.commitTimer = null
     const entries = this.ns.takePending()
     const frozen = [...this.states.values()]
-      .filter((s) => s.changed || s.busy || s.uploaded.size > 0)
+      .filter((s) => !s.discarded && (s.changed || s.busy || s.uploaded.size > 0))
       .map((s) => ({ snap: this.data.snapshot(s), attrs: this.ns.attrsEntry(s.node, { mtimeMs: s.mtimeMs, ctimeMs: ctimeOf(s) }) }))
     if (entries.length === 0 && frozen.length === 0) return
     let refs: Map<number, ChunkRef | null>[]
@@ -485,7 +486,10 @@ export class Volume implements FileSystem {
     try {
       refs = await Promise.all(frozen.map((f) => f.snap.refs))
       const failed = refs.findIndex((r) => [...r.values()].includes(null))
-      if (failed >= 0) throw new FsError('EIO', `could not store the data of a file: ${frozen[failed]!.snap.state.error?.message ?? 'upload failed'}`)
+      if (failed >= 0) {
+        const error = frozen[failed]!.snap.state.error
+        throw new FsError(isStoreFull(error) ? 'ENOSPC' : 'EIO', `could not store the data of a file: ${error?.message ?? 'upload failed'}`)
+      }
       fileEntries = frozen.flatMap((f, k) => [f.attrs, chunksEntry(f.snap.state.node, f.snap.size, this.chunkChanges(f.snap, refs[k]!))])
       await this.log.append([...entries, ...fileEntries])
     } catch (err) {
@@ -621,9 +625,15 @@ export class Volume implements FileSystem {
     return h
   }
 
-  /** Drops an inode that lost its last name, unless it is still open. */
+  /** Drops an inode that lost its last name, unless it is still open; with it, its unstored data. */
   private forget(node: Inode): void {
-    if (node.nlink <= 0 && !this.states.has(node.id) && this.ns.get(node.id) === node) this.ns.drop(node)
+    if (node.nlink > 0 || this.ns.get(node.id) !== node) return
+    const state = this.states.get(node.id)
+    if (!state) return this.ns.drop(node)
+    if (state.handles > 0 || state.discarded) return
+    this.data.discard(state)
+    // Uploads under way finish first (a commit may be waiting for them); then the state goes.
+    void Promise.allSettled([...state.uploads.values()]).then(() => this.dropIdle(state))
   }
 }
 

@@ -1,5 +1,5 @@
 // 4 servers, R = 2: with any one server down, ls, get and put work and ls marks files degraded; with
-// two adjacent servers down (both replicas of some chunk), affected files show incomplete and get
+// two adjacent servers down (both replicas of some chunk), affected files show unreadable and get
 // fails cleanly: non-zero, naming the missing chunks, leaving no partial file.
 import t from 'tap'
 import { readFile, readdir, writeFile } from 'node:fs/promises'
@@ -20,7 +20,7 @@ t.test('4 servers, R = 2, one or two down', async (t) => {
       const ls = await v.run(['ls', '-l', '/f'])
       t.equal(ls.code, 0, `ls with ${down.id} down: ${ls.stderr}`)
       t.match(ls.stdout, /big0 {2}\[degraded\]/, 'a file with a chunk on the stopped server is degraded')
-      t.notMatch(ls.stdout, /incomplete/)
+      t.notMatch(ls.stdout, /unreadable/)
       const out = path.join(v.dir, `out-${down.id}`)
       const get = await v.run(['get', '/f', out], { timeoutMs: 120_000 })
       t.equal(get.code, 0, `get with ${down.id} down: ${get.stderr}`)
@@ -33,7 +33,7 @@ t.test('4 servers, R = 2, one or two down', async (t) => {
     t.equal(ls.stdout.split('\n').filter((l) => l.startsWith('small-')).length, 4, 'every put made while a server was down is there')
   })
 
-  t.test('two adjacent servers down: incomplete files, get fails cleanly', async (t) => {
+  t.test('two adjacent servers down: unreadable files, get fails cleanly', async (t) => {
     // Adjacent: the pair holding the most chunks that exist on exactly these two servers.
     const held = await Promise.all(v.servers.map(async (s) => new Set(await blobIds(s))))
     let best: [number, number] = [0, 1]
@@ -50,15 +50,15 @@ t.test('4 servers, R = 2, one or two down', async (t) => {
 
     const ls = await v.run(['ls', '-l', '/f'])
     t.equal(ls.code, 0, ls.stderr)
-    const incomplete = ls.stdout.split('\n').filter((l) => l.endsWith('[incomplete]')).map((l) => l.split(' ').at(-3)!)
-    t.ok(incomplete.length > 0, `some files are incomplete: ${incomplete}`)
+    const unreadable = ls.stdout.split('\n').filter((l) => l.endsWith('[unreadable]')).map((l) => l.split(' ').at(-3)!)
+    t.ok(unreadable.length > 0, `some files are unreadable: ${unreadable}`)
 
     const out = path.join(v.dir, 'out-two-down')
     await runProgram('mkdir', [out])
     for (const name of ['big0', 'big1', 'big2', 'big3', 'small.txt']) {
       const r = await v.run(['get', `/f/${name}`, out], { timeoutMs: 120_000 })
-      if (incomplete.includes(name)) {
-        t.not(r.code, 0, `get of incomplete ${name} fails`)
+      if (unreadable.includes(name)) {
+        t.not(r.code, 0, `get of unreadable ${name} fails`)
         t.match(r.stderr, /^edfs: get \/f\/\S+: .*chunk [0-9a-f]{64}.*unavailable/m, 'names the missing chunk')
         t.match(r.stderr, new RegExp(v.servers[best[0]]!.id.slice(0, 8) + '|' + v.servers[best[0]]!.url.replace(/[/.:]/g, '.')), 'names a server it tried')
         t.match(r.stderr, /chunks are on no live server/, 'lists the missing chunks')
@@ -68,7 +68,7 @@ t.test('4 servers, R = 2, one or two down', async (t) => {
       }
     }
     const left = await readdir(out)
-    t.same(left.filter((n) => incomplete.includes(n) || n.includes('.part')), [], 'no partial or temporary file left')
+    t.same(left.filter((n) => unreadable.includes(n) || n.includes('.part')), [], 'no partial or temporary file left')
     for (const k of best) await v.servers[k]!.restart()
   })
 })

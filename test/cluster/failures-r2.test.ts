@@ -7,7 +7,7 @@ import { MiB, connect, intact, makeBlobs, putAll, restartAndWait } from './suppo
 t.test('R = 2, 4 servers: any one server killed before or during a 64 MiB write and read', async (t) => {
   const servers = await startServers(t, 4)
   const logs: string[] = []
-  const cluster = await connect(servers, { replicas: 2, timeoutMs: 10_000 }, logs)
+  const cluster = await connect(servers, { replicas: 2 }, logs)
   t.teardown(() => cluster.close())
 
   for (const [i, victim] of servers.entries()) {
@@ -16,9 +16,12 @@ t.test('R = 2, 4 servers: any one server killed before or during a 64 MiB write 
       const blobs = makeBlobs(16, 4 * MiB)
       const placed = await putAll(cluster, blobs)
       t.ok(placed.every((p) => p.servers.length === 2 && !p.servers.includes(victim.id)), 'every blob has 2 copies on live servers')
-      const degraded = placed.filter((p) => p.degraded).length
-      const homed = blobs.filter((b) => cluster.rank(b.id).slice(0, 2).some((m) => m.id === victim.id)).length
-      t.equal(degraded, homed, `degraded exactly when the dead server is a home server (${degraded} of 16)`)
+      const homed = blobs.map((b) => cluster.rank(b.id).slice(0, 2).some((m) => m.id === victim.id))
+      t.ok(placed.every((p, k) => p.degraded || !homed[k]), 'every blob with the dead server among its home servers is degraded')
+      // A live home server may still time out on a loaded machine; that write is rightly degraded,
+      // and its warning must say so. Any other reason is a placement bug.
+      const unexplained = blobs.filter((b, k) => placed[k]!.degraded && !homed[k] && !logs.some((l) => l.includes(b.id) && l.includes('timeout after')))
+      t.same(unexplained.map((b) => b.id), [], 'a blob off the dead server is degraded only when a live home server timed out', { logs: unexplained.length ? logs.slice(-20) : undefined })
       intact(t, blobs, await cluster.getMany(blobs.map((b) => b.id)), 'getMany')
       for (const b of blobs.slice(0, 4)) if (!(await cluster.get(b.id)).equals(b.data)) t.fail('get differs')
       await restartAndWait(cluster, victim)

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import { TEST_USER, runEdfs, startServers, type RunResult, type RunningServer } from '../helpers/servers'
+import { TEST_USER, runEdfs, startServer, startServers, type RunResult, type RunningServer } from '../helpers/servers'
 import { fuseMountsUnder } from '../fuse/fixtures/harness'
 
 export { fuseMountsUnder, fuseUnavailable } from '../fuse/fixtures/harness'
@@ -79,6 +79,8 @@ export interface VolumeOptions {
   chunkSize?: string
   /** Per-call server timeout of the volume, ms (edfs init --timeout). */
   timeoutMs?: number
+  /** Data directories of the servers (e.g. on small disks); default: fresh temp directories. */
+  dataDirs?: string[]
 }
 
 export interface E2eVolume {
@@ -98,7 +100,9 @@ export async function makeVolume(t: Test, opts: VolumeOptions = {}): Promise<E2e
     // Registered first, so it runs last: mounts are unmounted by then. Never remove a live mount's files.
     if (!(await fuseMountsUnder(dir)).length) await rm(dir, { recursive: true, force: true })
   })
-  const servers = await startServers(t, opts.servers ?? 4)
+  const servers = opts.dataDirs
+    ? await Promise.all(opts.dataDirs.map((dataDir) => startServer(t, { dataDir })))
+    : await startServers(t, opts.servers ?? 4)
   const urls = servers.map((s) => s.url).join(',')
   const env = { EDFS_PASSWORD: TEST_USER.password, XDG_STATE_HOME: path.join(dir, 'state') }
   const cfg = path.join(dir, 'config.json')

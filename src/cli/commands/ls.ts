@@ -1,5 +1,5 @@
 // `edfs ls [-l] [-R] [PATH]`: list a directory of the volume (read-only: no lease). Files whose chunks
-// are not all on some live server are marked `incomplete`; with fewer live copies than R, `degraded`.
+// are not all on some live server are marked `unreadable`; with fewer live copies than R, `degraded`.
 import { Command } from 'commander'
 import { Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK, chunkBlobs } from '../../volume'
 import { CommonOptions, remoteJoin, remotePath, withCommonOptions, withVolume, writeStdout } from '../file-commands'
@@ -12,20 +12,20 @@ interface LsOptions extends CommonOptions {
   human?: boolean
 }
 
-export type FileHealth = 'ok' | 'degraded' | 'incomplete'
+export type FileHealth = 'ok' | 'degraded' | 'unreadable'
 
 export function registerLs(program: Command): void {
   withCommonOptions(
     program
       .command('ls')
-      .description('list a directory of the volume; marks files with missing chunks incomplete, with too few copies degraded')
+      .description('list a directory of the volume; marks files with missing chunks unreadable, with too few copies degraded')
       .argument('[path]', 'directory or file in the volume', '/'),
   )
     .option('-l, --long', 'long format: mode, links, owner, group, size, modification time')
     .option('-R, --recursive', 'list subdirectories recursively')
     .option('-H, --human', 'sizes as KiB, MiB, ... (with -l)')
     .addHelpText('after', `
-Marks: "incomplete" - some chunk of the file is on no server that answers now (reading it fails);
+Marks: "unreadable" - some chunk of the file is on no server that answers now (reading it fails);
 "degraded" - every chunk is readable, but some has fewer live copies than the replication factor.
 
 Examples:
@@ -84,7 +84,7 @@ export async function fileHealth(volume: OpenVolume, nodes: Iterable<Inode>): Pr
     for (const { ref } of chunkBlobs(f)) {
       const copies = where.get(ref.id)?.length ?? 0
       if (copies === 0) {
-        h = 'incomplete'
+        h = 'unreadable'
         break
       }
       if (copies < r) h = 'degraded'

@@ -4,7 +4,7 @@ import { readFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { AUTH_SCRYPT, isUserName, makeVerifier } from '../../protocol'
 import {
-  DEFAULT_MAX_BLOB_SIZE, DEFAULT_REQUEST_TIMEOUT_MS, DataDirError, Layout, fromVerifier, readUsersSync, startStorageServer, updateUsers,
+  DEFAULT_MAX_BLOB_SIZE, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_SCRUB_PERIOD_MS, DataDirError, Layout, fromVerifier, readUsersSync, startStorageServer, updateUsers,
 } from '../../../servers'
 import { UsageError } from '../errors'
 import { readPassword } from '../password'
@@ -20,6 +20,7 @@ interface RunOptions {
   tlsKey?: string
   maxBlobSize: string
   requestTimeout: string
+  scrubPeriod: string
 }
 
 interface UserOptions {
@@ -42,6 +43,7 @@ export function registerServer(program: Command): void {
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--max-blob-size <size>', 'largest blob accepted', '128MiB')
     .addOption(new Option('--request-timeout <ms>', 'longest silence inside a request body, in ms').default(String(DEFAULT_REQUEST_TIMEOUT_MS)))
+    .option('--scrub-period <days>', 'check every stored copy against its hash once per this many days, in the background (0: off)', String(DEFAULT_SCRUB_PERIOD_MS / 86_400_000))
     .addHelpText('after', `
 Prints one line when ready: "edfs server listening on http://HOST:PORT id=SERVER_ID".
 Stops cleanly on SIGINT or SIGTERM. Add users before clients can log in (see useradd).
@@ -146,6 +148,8 @@ async function runServer(opts: RunOptions): Promise<void> {
   if (maxBlobSize < 1) maxBlobSize = DEFAULT_MAX_BLOB_SIZE
   const requestTimeoutMs = Number(opts.requestTimeout)
   if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1) throw new UsageError(`--request-timeout: milliseconds, e.g. 60000`)
+  const scrubDays = Number(opts.scrubPeriod)
+  if (!/^\d+(\.\d+)?$/.test(opts.scrubPeriod) || !Number.isFinite(scrubDays)) throw new UsageError(`--scrub-period: days, e.g. 7 (0: no background scrub)`)
   let tls: { cert: Buffer; key: Buffer } | undefined
   if (opts.tlsCert && opts.tlsKey) {
     try {
@@ -156,7 +160,9 @@ async function runServer(opts: RunOptions): Promise<void> {
   }
   let srv
   try {
-    srv = await startStorageServer({ dataDir: path.resolve(opts.data), host: opts.host, port, tls, maxBlobSize, requestTimeoutMs, version: VERSION })
+    srv = await startStorageServer({
+      dataDir: path.resolve(opts.data), host: opts.host, port, tls, maxBlobSize, requestTimeoutMs, scrubPeriodMs: Math.round(scrubDays * 86_400_000), version: VERSION,
+    })
   } catch (err) {
     if (err instanceof DataDirError) throw new UsageError(err.message)
     const code = (err as NodeJS.ErrnoException).code

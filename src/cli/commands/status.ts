@@ -35,6 +35,8 @@ interface ServerRow {
   total?: number
   stored?: number
   blobs?: number
+  quarantined?: number
+  lastScrub?: number | null
   error?: string
 }
 
@@ -48,13 +50,21 @@ async function probe(url: string, user: string, password: string, timeoutMs: num
     row.up = true
     Object.assign(row, { id: h.id, free: h.freeBytes, total: h.totalBytes })
     const s = await client.stats()
-    Object.assign(row, { stored: s.bytesStored, blobs: s.blobCount })
+    Object.assign(row, { stored: s.bytesStored, blobs: s.blobCount, quarantined: s.quarantined, lastScrub: s.scrub?.lastBackgroundPassFinishedAt })
   } catch (err) {
     row.error = (err as Error).message
   } finally {
     client.close()
   }
   return row
+}
+
+/** ", 2 quarantined, scrubbed <date>" when the server reports it. */
+function scrubText(r: ServerRow): string {
+  const parts: string[] = []
+  if (r.quarantined) parts.push(`${r.quarantined} corrupt copies quarantined`)
+  if (r.lastScrub) parts.push(`last full scrub ${new Date(r.lastScrub).toISOString()}`)
+  return parts.length ? `, ${parts.join(', ')}` : ''
 }
 
 async function status(opts: CommonOptions): Promise<void> {
@@ -68,7 +78,7 @@ async function status(opts: CommonOptions): Promise<void> {
     r.up ? 'up' : 'DOWN', r.url, r.id.slice(0, 12),
     r.latencyMs === null ? '-' : `${r.latencyMs.toFixed(1)} ms`,
     r.free === undefined ? '-' : `${formatSize(r.free)} free of ${formatSize(r.total ?? 0)}`,
-    r.stored === undefined ? (r.error && r.up ? `stats: ${r.error}` : r.error ?? '-') : `${formatSize(r.stored)} stored in ${r.blobs} blobs`,
+    r.stored === undefined ? (r.error && r.up ? `stats: ${r.error}` : r.error ?? '-') : `${formatSize(r.stored)} stored in ${r.blobs} blobs${scrubText(r)}`,
   ])
   const widths = table[0]!.map((_, k) => Math.max(...table.map((row) => row[k]!.length)))
   for (const row of table) out.push(`  ${row.map((c, k) => (k === row.length - 1 ? c : c.padEnd(widths[k]!))).join('  ')}`)
@@ -79,16 +89,20 @@ async function status(opts: CommonOptions): Promise<void> {
     const ns = volume.namespace
     let files = 0, dirs = 0, links = 0, bytes = 0
     const chunks = new Set<string>()
+    const fileChunks: string[][] = []
     for (const node of ns.all()) {
       if (node.kind === 'dir') dirs++
       else if (node.kind === 'symlink') links++
       else {
         files++
         bytes += node.size
-        for (const { ref } of chunkBlobs(node)) chunks.add(ref.id)
+        const ids = chunkBlobs(node).map(({ ref }) => ref.id)
+        for (const id of ids) chunks.add(id)
+        fileChunks.push(ids)
       }
     }
     const where = await volume.session.cluster.locate([...chunks])
+    const unreadable = fileChunks.filter((ids) => ids.some((id) => where.get(id)!.length === 0)).length
     const r = volume.head.replicas
     let under = 0, missing = 0
     for (const servers of where.values()) {
@@ -102,6 +116,7 @@ async function status(opts: CommonOptions): Promise<void> {
       `volume ${head.volumeId}:`,
       `  ${files} files, ${dirs} directories${links ? `, ${links} symbolic links` : ''}, ${formatSize(bytes)} (${bytes} bytes)`,
       `  ${chunks.size} chunks of up to ${formatSize(head.chunkSize)}, replicas ${r}: ${under} under-replicated, ${missing} on no live server`,
+      ...(unreadable ? [`  ${unreadable} files unreadable (a chunk on no live server; edfs ls marks them)`] : []),
       `  commit ${head.seq} at ${new Date(head.updatedAt).toISOString()}; checkpoint ${head.checkpoint.seq} + ${head.journal.length} journal blobs (${formatSize(head.journalBytes)})`,
       `  lease: ${lease ? `held by ${lease.holder} since ${new Date(lease.sinceMs).toISOString()} (until ${new Date(lease.expiresMs).toISOString()})` : 'free (no writer)'}`,
     ]
