@@ -3,9 +3,10 @@ import { readFile } from 'node:fs/promises'
 import { Cluster } from '../cluster'
 import { KeyFile, VolumeKeys, WrongPassphraseError, deriveVolumeKeys, parseKeyFile, serializeKeyFile, unwrapMasterKey } from '../crypto'
 import { ServerError } from '../protocol'
-import { Volume, VolumeOptions } from '../volume'
+import { BackgroundRepairOptions, DegradedTracker, RepairQueue, Volume, VolumeOptions, VolumeStore } from '../volume'
 import { ClientConfig, configPath, keyFilePath, loadConfig, writePrivateFile } from './config'
 import { UsageError } from './errors'
+import { repairQueueFile } from './state-dir'
 
 /** The key file's record name on the servers (readable before the volume's keys are known). */
 export const KEYFILE_RECORD = 'keyfile'
@@ -102,11 +103,26 @@ export async function openSession(opts: { config?: string; password: string; log
 
 export type OpenVolume = Volume & { session: Session }
 
+/** Background repair of a writer (the mount daemon): its queue lives in this machine's state directory. */
+export interface RepairSettings {
+  passIntervalMs: number
+  bytesPerSecond: number
+}
+
 /** Opens the volume for the mount daemon and the file commands. `close()` also closes the cluster. */
-export async function openVolume(opts: { config?: string; readOnly: boolean; cacheBytes?: number; password: string } & Partial<VolumeOptions>): Promise<OpenVolume> {
+export async function openVolume(
+  opts: { config?: string; readOnly: boolean; cacheBytes?: number; password: string; repair?: RepairSettings } & Partial<VolumeOptions>,
+): Promise<OpenVolume> {
   const session = await openSession(opts)
   try {
-    const volume = await Volume.open(session.cluster, session.keys, { opTimeoutMs: session.config.timeoutMs, ...opts })
+    let store: VolumeStore = session.cluster
+    let backgroundRepair: BackgroundRepairOptions | undefined
+    if (opts.repair && !opts.readOnly) {
+      const queue = await RepairQueue.load(repairQueueFile(session.config.volumeId), opts.log)
+      store = new DegradedTracker(session.cluster, queue)
+      backgroundRepair = { queue, store: session.cluster, ...opts.repair }
+    }
+    const volume = await Volume.open(store, session.keys, { opTimeoutMs: session.config.timeoutMs, backgroundRepair, ...opts })
     const close = volume.close.bind(volume)
     return Object.assign(volume, {
       session,

@@ -15,6 +15,7 @@ export interface FsckSource {
   metadataBlobs(): string[]
 }
 
+/** What checking and repairing need of the store (the cluster client provides it). */
 export interface FsckStore {
   readonly replicas: number
   members(): StoreMember[]
@@ -24,6 +25,21 @@ export interface FsckStore {
   get(id: string): Promise<Buffer>
   putOn(server: string, id: string, data: Buffer): Promise<void>
   deleteOn(server: string, id: string): Promise<boolean>
+}
+
+/** Where one blob stands: how many copies it wants, and the live servers holding a good one. */
+export interface Placement {
+  id: string
+  wanted: number
+  /** Live servers with a good copy, in rank order. */
+  good: string[]
+}
+
+/** What repairs did: copies written (bytes too, for rate limits) and surplus copies deleted. */
+export interface RepairCounts {
+  copied: number
+  copiedBytes: number
+  trimmed: number
 }
 
 export interface FsckOptions {
@@ -49,19 +65,13 @@ export interface FsckReport {
   missing: { id: string; files: string[] }[]
   /** Copies that failed their hash (verify), by blob: quarantined on those servers now. */
   corrupt: { id: string; servers: string[] }[]
-  /** Copies written by repair, and surplus copies it deleted. */
+  /** Copies written by repair (and their bytes), and surplus copies it deleted. */
   copied: number
+  copiedBytes: number
   trimmed: number
   /** Blobs repair brought to healthy (or as close as the live servers allow). */
   repaired: number
   repairFailed: { id: string; reason: string }[]
-}
-
-interface Placement {
-  id: string
-  wanted: number
-  /** Live servers with a good copy, in rank order. */
-  good: string[]
 }
 
 const nameOf = (m: StoreMember): string => m.id ?? m.url
@@ -71,7 +81,7 @@ export async function fsckVolume(volume: FsckSource, store: FsckStore, opts: Fsc
   const ids = [...referencedBlobs(volume.namespace, metadata)]
   const report: FsckReport = {
     blobs: ids.length, verified: !!opts.verify, healthy: 0, misplaced: [], underReplicated: [], missing: [], corrupt: [],
-    copied: 0, trimmed: 0, repaired: 0, repairFailed: [],
+    copied: 0, copiedBytes: 0, trimmed: 0, repaired: 0, repairFailed: [],
   }
   const good = new Map<string, string[]>()
   if (opts.verify) {
@@ -82,8 +92,7 @@ export async function fsckVolume(volume: FsckSource, store: FsckStore, opts: Fsc
   } else {
     for (const [id, servers] of await store.locate(ids)) good.set(id, servers)
   }
-  const metaWanted = metadataCopies(store)
-  const wantedOf = (id: string) => Math.min(store.members().length, metadata.has(id) ? metaWanted : store.replicas)
+  const wantedOf = wantedCopies(store, metadata)
 
   const toRepair: Placement[] = []
   const missing = new Set<string>()
@@ -92,9 +101,9 @@ export async function fsckVolume(volume: FsckSource, store: FsckStore, opts: Fsc
     const copies = p.good.length
     if (copies === 0) missing.add(id)
     else if (copies < p.wanted) report.underReplicated.push({ id, copies, wanted: p.wanted })
-    else if (!isHome(store, p)) report.misplaced.push({ id, copies, wanted: p.wanted })
+    else if (!atHome(store, p)) report.misplaced.push({ id, copies, wanted: p.wanted })
     else report.healthy++
-    if (copies > 0 && (copies < p.wanted || !isHome(store, p))) toRepair.push(p)
+    if (copies > 0 && !atHome(store, p)) toRepair.push(p)
   }
   if (missing.size > 0) {
     const files = filesUsing(volume.namespace, missing)
@@ -107,7 +116,7 @@ export async function fsckVolume(volume: FsckSource, store: FsckStore, opts: Fsc
       while (next < toRepair.length) {
         const p = toRepair[next++]!
         try {
-          await repairOne(store, p, report)
+          await repairBlob(store, p, report)
           report.repaired++
         } catch (err) {
           report.repairFailed.push({ id: p.id, reason: (err as Error).message })
@@ -121,8 +130,14 @@ export async function fsckVolume(volume: FsckSource, store: FsckStore, opts: Fsc
   return report
 }
 
+/** How many copies a blob wants: R, or more for the volume's metadata blobs. */
+export function wantedCopies(store: Pick<FsckStore, 'members' | 'replicas'>, metadata: Set<string>): (id: string) => number {
+  const meta = metadataCopies(store)
+  return (id) => Math.min(store.members().length, metadata.has(id) ? meta : store.replicas)
+}
+
 /** Exactly `wanted` good copies, each on one of the blob's home servers. */
-function isHome(store: FsckStore, p: Placement): boolean {
+export function atHome(store: FsckStore, p: Placement): boolean {
   const home = new Set(store.rank(p.id).slice(0, p.wanted).map(nameOf))
   return p.good.length === p.wanted && p.good.every((s) => home.has(s))
 }
@@ -132,7 +147,7 @@ function isHome(store: FsckStore, p: Placement): boolean {
  * the next live servers in rank order until `wanted` live copies exist; surplus copies deleted only
  * once every home server holds one (never dropping below `wanted` on the way).
  */
-async function repairOne(store: FsckStore, p: Placement, report: FsckReport): Promise<void> {
+export async function repairBlob(store: FsckStore, p: Placement, counts: RepairCounts): Promise<void> {
   const ranked = store.rank(p.id)
   const home = ranked.slice(0, p.wanted)
   const holders = new Set(p.good)
@@ -141,7 +156,8 @@ async function repairOne(store: FsckStore, p: Placement, report: FsckReport): Pr
     data ??= await store.get(p.id) // hash-checked on the way
     await store.putOn(server, p.id, data)
     holders.add(server)
-    report.copied++
+    counts.copied++
+    counts.copiedBytes += data.length
   }
   for (const m of home) if (m.up && !holders.has(nameOf(m))) await copyTo(nameOf(m))
   const liveCopies = () => ranked.filter((m) => m.up && holders.has(nameOf(m))).length
@@ -156,7 +172,7 @@ async function repairOne(store: FsckStore, p: Placement, report: FsckReport): Pr
   if (![...homeNames].every((s) => checked.ok.includes(s))) throw new Error(`a home copy failed its hash check; kept the copies off home (run fsck --verify --repair)`)
   for (const server of checked.ok) {
     if (homeNames.has(server)) continue
-    if (await store.deleteOn(server, p.id)) report.trimmed++
+    if (await store.deleteOn(server, p.id)) counts.trimmed++
     holders.delete(server)
   }
 }

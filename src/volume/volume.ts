@@ -8,6 +8,7 @@ import {
   S_IFBLK, S_IFCHR, S_IFMT, S_IFREG, StatFs, isSpecialType,
 } from './fs-types'
 import { BackgroundGc, BackgroundGcOptions } from './background-gc'
+import { BackgroundRepair, BackgroundRepairOptions } from './background-repair'
 import { referencedBlobs } from './gc'
 import { GroupCommit } from './group-commit'
 import { HandleTable } from './handles'
@@ -40,6 +41,8 @@ export interface VolumeOptions {
   syncClose?: boolean
   /** A writer collects garbage in the background (the mount daemon does); off by default. */
   backgroundGc?: BackgroundGcOptions
+  /** A writer repairs copies in the background (the mount daemon does); off by default. */
+  backgroundRepair?: BackgroundRepairOptions
   /**
    * A read, flush or fsync that the servers have not completed after this long fails with EIO (the
    * work goes on in the background): with every server down, calls fail instead of hanging.
@@ -59,6 +62,8 @@ interface Handle {
 export const DEFAULT_COMMIT_DELAY_MS = 1000
 /** A read this close to the previous end counts as part of a sequential stream. */
 const SEQUENTIAL_WINDOW = 2 * 1024 * 1024
+/** The file system counts as busy (background work waits) this long after a read or write. */
+const BUSY_MS = 1000
 
 export class Volume implements FileSystem {
   private readonly states = new Map<string, FileState>()
@@ -71,6 +76,9 @@ export class Volume implements FileSystem {
   private closed = false
   /** The background collector, when this writer runs one. */
   readonly gc: BackgroundGc | null
+  /** The background repair, when this writer runs one. */
+  readonly repair: BackgroundRepair | null
+  private lastIoMs = -Infinity
 
   private constructor(
     private readonly store: VolumeStore,
@@ -96,6 +104,8 @@ export class Volume implements FileSystem {
     this.committer = new GroupCommit(() => this.commitPending())
     this.gc = opts.backgroundGc && !opts.readOnly ? new BackgroundGc(this, store, { log: opts.log, ...opts.backgroundGc }) : null
     this.gc?.start()
+    this.repair = opts.backgroundRepair && !opts.readOnly ? new BackgroundRepair(this, { log: opts.log, ...opts.backgroundRepair }) : null
+    this.repair?.start()
   }
 
   /** Writes a new, empty volume on the servers. */
@@ -367,8 +377,14 @@ export class Volume implements FileSystem {
     return fh
   }
 
+  /** A read or write was served within the last second (background repair waits). */
+  busy(): boolean {
+    return performance.now() - this.lastIoMs < BUSY_MS
+  }
+
   async read(fh: number, buffer: Buffer, length: number, position: number): Promise<number> {
     const h = this.handle(fh)
+    this.lastIoMs = performance.now()
     // The kernel's read-ahead keeps several reads in flight, so a stream arrives slightly out of order.
     const sequential = position === 0 || Math.abs(position - h.lastEnd) <= SEQUENTIAL_WINDOW
     try {
@@ -386,6 +402,7 @@ export class Volume implements FileSystem {
     // As on ext4: at or past the largest size EFBIG, across it a short write.
     if (position >= MAX_FILE_SIZE && length > 0) throw new FsError('EFBIG', `write at ${position}, past the largest file size (${MAX_FILE_SIZE} bytes)`)
     const n = Math.min(length, buffer.length, MAX_FILE_SIZE - position)
+    this.lastIoMs = performance.now()
     await this.data.write(h.state, n === buffer.length ? buffer : buffer.subarray(0, n), position)
     return n
   }
@@ -440,6 +457,7 @@ export class Volume implements FileSystem {
     if (this.followTimer) clearInterval(this.followTimer)
     if (this.commitTimer) clearTimeout(this.commitTimer)
     await this.gc?.stop()
+    await this.repair?.stop()
     try {
       if (!this.readOnly) await this.commit()
     } finally {

@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { open, mkdir, readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises'
-import { homedir, hostname } from 'node:os'
+import { hostname } from 'node:os'
 import * as path from 'node:path'
 import { Command } from 'commander'
 import { createFuseOps } from '../../fuse/adapter'
@@ -18,6 +18,7 @@ import { findFuseMount, forceUnmount, mount, prepareMountPoint, probeMountPoint,
 import type { FileSystem } from '../../volume/fs-types'
 import { UsageError } from '../errors'
 import { readPassword } from '../password'
+import { stateDir } from '../state-dir'
 import { parseSize } from '../units'
 import { openVolume } from '../volume-open'
 
@@ -33,6 +34,8 @@ interface MountOptions {
   commitInterval: string
   gcInterval: string
   gcGrace: string
+  repairPass: string
+  repairRate: string
 }
 
 interface UmountOptions {
@@ -55,9 +58,16 @@ export function registerMount(program: Command): void {
     .option('--sync-close', 'close(2) returns only once the file is committed (slower; by default close returns at once)')
     .option('--gc-interval <seconds>', 'collect garbage (chunks nothing refers to) in the background this often; 0: never', '60')
     .option('--gc-grace <seconds>', 'a chunk is deleted only once it is this old and has been unreferenced this long', '300')
+    .option('--repair-pass <hours>', 'check every chunk\'s copies in the background this often and repair what is short or off home; 0: never (chunks written degraded are still copied home)', '24')
+    .option('--repair-rate <size>', 'most bytes per second background repair copies', '32MiB')
     .addHelpText('after', `
 The password comes from --password-stdin, else $EDFS_PASSWORD, else a prompt. The daemon's log and
 pid file are under ~/.local/state/edfs/ (or $XDG_STATE_HOME/edfs/).
+
+Repair: chunks written while a home server was down or full are remembered (a file under the
+state directory, so a restart keeps them) and copied home once it answers again; a full pass
+(--repair-pass, paused while the mount is busy) restores copies servers lost or quarantined.
+\`edfs status\` shows the queue and the last full pass.
 
 Durability: close returns once the file is in the daemon's write-back pipeline, and changes are
 committed within --commit-interval. fsync, \`edfs sync\` and umount return once everything written
@@ -80,11 +90,6 @@ Examples:
 
 // ---- where the daemon keeps its log and pid file ----
 
-function stateDir(): string {
-  const base = process.env.XDG_STATE_HOME || path.join(homedir(), '.local', 'state')
-  return path.join(base, 'edfs')
-}
-
 /** mount-<readable name>-<short hash>: /mnt/dfs -> mount-mnt-dfs-1a2b3c. */
 export function daemonFiles(mountPoint: string): { log: string; pid: string } {
   const slug = mountPoint.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '-').slice(-60) || 'root'
@@ -97,6 +102,20 @@ function seconds(text: string, what: string): number {
   const n = Number(text)
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${what}: not a number of seconds: "${text}"`)
   return n * 1000
+}
+
+/** The daemon's background repair from --repair-pass and --repair-rate. */
+function repairSettings(opts: MountOptions): { passIntervalMs: number; bytesPerSecond: number } {
+  const hours = Number(opts.repairPass)
+  if (!Number.isFinite(hours) || hours < 0) throw new UsageError(`--repair-pass: not a number of hours: "${opts.repairPass}"`)
+  let bytesPerSecond: number
+  try {
+    bytesPerSecond = parseSize(opts.repairRate)
+  } catch (err) {
+    throw new UsageError(`--repair-rate: ${(err as Error).message}`)
+  }
+  if (bytesPerSecond < 1) throw new UsageError('--repair-rate: at least 1 byte per second')
+  return { passIntervalMs: hours * 3600_000, bytesPerSecond }
 }
 
 /** The daemon's background gc from --gc-interval and --gc-grace (undefined: off). */
@@ -181,6 +200,7 @@ async function startBackground(target: string, opts: MountOptions): Promise<void
   const mountPoint = path.resolve(target)
   const waitMs = seconds(opts.timeout, '--timeout')
   backgroundGcOptions(opts) // fail here, not in the daemon's log
+  repairSettings(opts)
   seconds(opts.commitInterval, '--commit-interval')
   if (opts.cacheSize) parseSize(opts.cacheSize)
   await checkMountPoint(mountPoint)
@@ -199,6 +219,7 @@ async function startBackground(target: string, opts: MountOptions): Promise<void
   const args = [
     process.argv[1]!, 'mount', mountPoint, '--foreground', '--password-stdin', '--cache-size', opts.cacheSize ?? '512MiB',
     '--commit-interval', opts.commitInterval, '--gc-interval', opts.gcInterval, '--gc-grace', opts.gcGrace,
+    '--repair-pass', opts.repairPass, '--repair-rate', opts.repairRate,
   ]
   if (opts.syncClose) args.push('--sync-close')
   if (opts.readOnly) args.push('--read-only')
@@ -308,6 +329,7 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
           commitDelayMs,
           syncClose: !!opts.syncClose,
           backgroundGc: opts.readOnly ? undefined : backgroundGcOptions(opts),
+          repair: opts.readOnly ? undefined : repairSettings(opts),
           holder: `${hostname()} pid ${process.pid} ${mountPoint}`,
           log,
         }))

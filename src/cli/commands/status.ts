@@ -3,9 +3,10 @@
 import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
 import { ServerClient } from '../../cluster'
-import { Lease, chunkBlobs } from '../../volume'
+import { Lease, RepairQueue, chunkBlobs } from '../../volume'
 import { configPath, loadConfig } from '../config'
 import { readPassword } from '../password'
+import { repairQueueFile } from '../state-dir'
 import { formatSize } from '../units'
 import { CommonOptions, warn, withCommonOptions, writeStdout } from '../file-commands'
 import { openVolume } from '../volume-open'
@@ -57,6 +58,14 @@ async function probe(url: string, user: string, password: string, timeoutMs: num
     client.close()
   }
   return row
+}
+
+/** The background repair of a mount on this machine: its queue and last full pass. */
+async function repairLine(volumeId: string): Promise<string> {
+  const file = repairQueueFile(volumeId)
+  const q = await RepairQueue.load(file)
+  const last = q.lastPassFinishedAt ? new Date(q.lastPassFinishedAt).toISOString() : 'none yet'
+  return `  repair (mounts on this machine): ${q.size} chunks queued to go home${q.overflow ? ' and a full pass due' : ''}; last full pass: ${last}`
 }
 
 /** ", 2 quarantined, scrubbed <date>" when the server reports it. */
@@ -119,6 +128,7 @@ async function status(opts: CommonOptions): Promise<void> {
       ...(unreadable ? [`  ${unreadable} files unreadable (a chunk on no live server; edfs ls marks them)`] : []),
       `  commit ${head.seq} at ${new Date(head.updatedAt).toISOString()}; checkpoint ${head.checkpoint.seq} + ${head.journal.length} journal blobs (${formatSize(head.journalBytes)})`,
       `  lease: ${lease ? `held by ${lease.holder} since ${new Date(lease.sinceMs).toISOString()} (until ${new Date(lease.expiresMs).toISOString()})` : 'free (no writer)'}`,
+      await repairLine(config.volumeId),
     ]
     await writeStdout(`${v.join('\n')}\n`)
   } finally {

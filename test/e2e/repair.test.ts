@@ -1,0 +1,86 @@
+// The mount repairs by itself. A server killed during a cp -r into the mount: once it is back, with
+// no command run, every chunk gets its R copies on its home servers (checked with fsck --verify).
+// Blobs still queued when the daemon stops are repaired after the next mount. The full pass is off
+// here (--repair-pass 0), so only the queue of degraded writes can do it.
+import t from 'tap'
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { runEdfs } from '../helpers/servers'
+import { fuseUnavailable, makeVolume, mountVolume, shell, sleep, waitFor, type E2eVolume } from './support'
+
+const skip = fuseUnavailable()
+
+/** The summary counts of `edfs fsck --verify`, and its exit code. */
+async function fsckVerify(vol: E2eVolume): Promise<{ code: number | null; text: string; healthy: boolean }> {
+  const r = await runEdfs(['fsck', '--verify', '--config', vol.cfg], { env: vol.env, timeoutMs: 120_000 })
+  const healthy = r.code === 0 && / 0 misplaced, 0 under-replicated, 0 missing/.test(r.stdout) && /corrupt copies: 0/.test(r.stdout)
+  return { code: r.code, text: r.stdout.trim() || r.stderr.trim(), healthy }
+}
+
+async function queued(vol: E2eVolume): Promise<number> {
+  const volumeId = JSON.parse(await readFile(vol.cfg, 'utf8')).volumeId as string
+  try {
+    const q = JSON.parse(await readFile(path.join(vol.env.XDG_STATE_HOME!, 'edfs', `repair-${volumeId}.json`), 'utf8'))
+    return Object.keys(q.blobs).length
+  } catch {
+    return 0
+  }
+}
+
+if (skip) {
+  t.comment(skip)
+  t.pass(skip)
+} else {
+  t.test('background repair: a server lost during cp -r, and a daemon restart with repairs queued', async (t) => {
+    const vol = await makeVolume(t, { chunkSize: '1MiB' })
+    const src = path.join(vol.dir, 'src')
+    t.equal((await shell(`mkdir -p ${src} && for i in $(seq 1 24); do head -c $((i * 150000)) /dev/urandom > ${src}/f$i; done`)).code, 0)
+    let m = await mountVolume(t, vol, { repairPass: 0 })
+    const victim = vol.servers[2]!
+
+    // Phase 1: killed in the middle of the copy, back afterwards; nothing else is done.
+    const cp = shell(`cp -r ${src} ${m.mnt}/a && sync ${m.mnt}`, { timeoutMs: 120_000 })
+    await sleep(400)
+    await victim.kill9()
+    const copied = await cp
+    t.equal(copied.code, 0, `cp -r with a server killed midway: ${copied.stderr}`)
+    t.ok(await waitFor(5000, async () => (await queued(vol)) > 0, 100), `chunks written degraded are queued (${await queued(vol)})`)
+    t.notOk((await fsckVerify(vol)).healthy, 'while the server is down, the volume is not healthy')
+    await victim.restart()
+    const healed = await waitFor(60_000, async () => (await fsckVerify(vol)).healthy, 2000)
+    t.ok(healed, `with no command, every chunk has R verified copies at home: ${(await fsckVerify(vol)).text}`)
+    t.equal(await queued(vol), 0, 'the queue is empty')
+
+    // Phase 2: degraded writes, the daemon stops with them queued, the server returns, a new mount repairs.
+    await victim.kill9()
+    t.equal((await shell(`cp -r ${src} ${m.mnt}/b && sync ${m.mnt}`, { timeoutMs: 120_000 })).code, 0)
+    t.ok(await waitFor(5000, async () => (await queued(vol)) > 0, 100), 'chunks queued')
+    const waiting = await queued(vol)
+    t.equal((await m.umount()).code, 0, 'umount with repairs queued')
+    t.ok((await queued(vol)) >= waiting, `the queue outlives the daemon (${await queued(vol)} chunks)`)
+    await victim.restart()
+    m = await mountVolume(t, vol, { repairPass: 0 })
+    const healed2 = await waitFor(60_000, async () => (await fsckVerify(vol)).healthy, 2000)
+    t.ok(healed2, `after the remount the queued chunks went home: ${(await fsckVerify(vol)).text}`)
+    t.equal((await shell(`diff -r ${src} ${m.mnt}/a && diff -r ${src} ${m.mnt}/b`)).code, 0, 'both copies read back identical')
+    t.equal((await m.umount()).code, 0)
+  })
+}
+
+if (!skip) {
+  t.test('background repair: the full pass restores copies a server lost, with no command', async (t) => {
+    const vol = await makeVolume(t, { chunkSize: '1MiB' })
+    // A pass every ~2 s (0.0005 h) instead of daily.
+    const m = await mountVolume(t, vol, { repairPass: 0.0005 })
+    t.equal((await shell(`for i in $(seq 1 8); do head -c 2500000 /dev/urandom > ${m.mnt}/f$i; done && sync ${m.mnt}`)).code, 0)
+    t.ok(await waitFor(30_000, async () => (await fsckVerify(vol)).healthy, 1000), 'healthy to begin with')
+    const victim = vol.servers[1]!
+    await victim.stop()
+    t.equal((await shell(`rm -rf ${victim.dataDir}/users/*/blobs`)).code, 0, 'a server loses every blob (a replaced disk)')
+    await victim.restart()
+    t.notOk((await fsckVerify(vol)).healthy, 'copies are missing')
+    const healed = await waitFor(60_000, async () => (await fsckVerify(vol)).healthy, 2000)
+    t.ok(healed, `the next full pass restored them: ${(await fsckVerify(vol)).text}`)
+    t.equal((await m.umount()).code, 0)
+  })
+}
