@@ -16,6 +16,7 @@ import { registerCat } from './commands/cat'
 import { registerStatus } from './commands/status'
 import { registerGc } from './commands/gc'
 import { registerSync } from './commands/sync'
+import { registerServers } from './commands/servers'
 
 const VERSION: string = require('../../../package.json').version
 
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerMv(program)
   registerCat(program)
   registerStatus(program)
+  registerServers(program)
   registerGc(program)
   registerQuickstart(program)
   return program

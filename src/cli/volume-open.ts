@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises'
 import { Cluster } from '../cluster'
 import { KeyFile, VolumeKeys, WrongPassphraseError, deriveVolumeKeys, parseKeyFile, serializeKeyFile, unwrapMasterKey } from '../crypto'
 import { ServerError } from '../protocol'
-import { BackgroundRepairOptions, DegradedTracker, RepairQueue, Volume, VolumeOptions, VolumeStore } from '../volume'
-import { ClientConfig, configPath, keyFilePath, loadConfig, writePrivateFile } from './config'
+import { BackgroundRepairOptions, DegradedTracker, RepairQueue, Volume, VolumeOptions, VolumeStore, readMembership } from '../volume'
+import { ClientConfig, configPath, keyFilePath, loadConfig, saveConfig, writePrivateFile } from './config'
 import { UsageError } from './errors'
 import { repairQueueFile } from './state-dir'
 
@@ -78,6 +78,23 @@ export async function unlock(keyFile: KeyFile, password: string): Promise<Volume
   }
 }
 
+/**
+ * Applies the volume's server list (when it has one) to the cluster and keeps the config's copy of
+ * it current, so the next start knows every server. True when the membership changed.
+ */
+export async function followMembership(session: Session, log?: (line: string) => void): Promise<boolean> {
+  const m = await readMembership(session.cluster, session.keys)
+  if (!m) return false
+  const current = session.cluster.members()
+  const same = m.servers.length === current.length && m.servers.every((s) => current.some((c) => c.url === new URL(s.url).origin && c.draining === !!s.draining))
+  if (same) return false
+  await session.cluster.setMembers(m.servers)
+  session.config.servers = m.servers.map((s) => ({ url: s.url, id: s.id }))
+  await saveConfig(session.configFile, session.config).catch((err: Error) => log?.(`could not update ${session.configFile}: ${err.message}`))
+  log?.(`servers of the volume (epoch ${m.epoch}): ${m.servers.map((s) => `${s.url}${s.draining ? ' (draining)' : ''}`).join(', ')}`)
+  return true
+}
+
 /** Connects and unlocks the volume named by the config. */
 export async function openSession(opts: { config?: string; password: string; log?: (line: string) => void }): Promise<Session> {
   const configFile = configPath(opts.config)
@@ -94,7 +111,9 @@ export async function openSession(opts: { config?: string; password: string; log
       await writePrivateFile(local, serializeKeyFile(found.keyFile).toString('utf8'))
       keys = found.keys
     }
-    return { configFile, config, cluster, keys }
+    const session = { configFile, config, cluster, keys }
+    await followMembership(session, opts.log)
+    return session
   } catch (err) {
     cluster.close()
     throw err
@@ -111,7 +130,11 @@ export interface RepairSettings {
 
 /** Opens the volume for the mount daemon and the file commands. `close()` also closes the cluster. */
 export async function openVolume(
-  opts: { config?: string; readOnly: boolean; cacheBytes?: number; password: string; repair?: RepairSettings } & Partial<VolumeOptions>,
+  opts: {
+    config?: string; readOnly: boolean; cacheBytes?: number; password: string; repair?: RepairSettings
+    /** Look for a changed server list this often (the mount daemon); a change starts a rebalance. */
+    followMembershipMs?: number
+  } & Partial<VolumeOptions>,
 ): Promise<OpenVolume> {
   const session = await openSession(opts)
   try {
@@ -124,9 +147,23 @@ export async function openVolume(
     }
     const volume = await Volume.open(store, session.keys, { opTimeoutMs: session.config.timeoutMs, backgroundRepair, ...opts })
     const close = volume.close.bind(volume)
+    let follower: NodeJS.Timeout | null = null
+    if (opts.followMembershipMs) {
+      let busy = false
+      follower = setInterval(() => {
+        if (busy) return
+        busy = true
+        followMembership(session, opts.log)
+          .then((changed) => changed && volume.repair?.rebalance())
+          .catch((err: Error) => opts.log?.(`reading the volume's server list failed (will retry): ${err.message}`))
+          .finally(() => (busy = false))
+      }, opts.followMembershipMs)
+      follower.unref()
+    }
     return Object.assign(volume, {
       session,
       close: async () => {
+        if (follower) clearInterval(follower)
         try {
           await close()
         } finally {

@@ -4,7 +4,7 @@ import { MAX_HAVE_IDS, MAX_LIST_LIMIT, MAX_VERIFY_IDS, ServerError, isBlobId, is
 import {
   Attempt, ClusterConfigError, ClusterConnectError, classify, reasonOf,
 } from './errors'
-import { Member, MemberStatus } from './member'
+import { Member, MemberOptions, MemberStatus } from './member'
 import { ClusterCounters, CorruptionReport, Pool } from './pool'
 import * as reads from './reads'
 import { retry } from './retry'
@@ -50,13 +50,20 @@ export interface ClusterOptions {
 /** Retries of idempotent metadata-ish calls (have, list, delete, record reads). */
 const IDEMPOTENT_RETRY = { attempts: 3, baseMs: 100, maxMs: 1000 }
 
+/** One server of a membership list (setMembers). */
+export interface MemberSpec {
+  url: string
+  id?: string
+  draining?: boolean
+}
+
 export class Cluster {
   readonly replicas: number
   readonly writeQuorum: number
   private readonly pool: Pool
   private closed = false
 
-  private constructor(pool: Pool) {
+  private constructor(pool: Pool, private readonly memberOptions: Omit<MemberOptions, 'url' | 'knownId'>) {
     this.pool = pool
     this.replicas = pool.settings.replicas
     this.writeQuorum = pool.settings.writeQuorum
@@ -98,11 +105,10 @@ export class Cluster {
       }
     }
     const probe = opts.probeBackoffMs ?? { baseMs: 250, maxMs: 10_000 }
-    const members = urls.map(
-      (url) => new Member({ url, user: opts.user, password: opts.password, timeoutMs, ca: opts.ca, knownId: known.get(url), probe, log }),
-    )
+    const memberOptions = { user: opts.user, password: opts.password, timeoutMs, ca: opts.ca, probe, log }
+    const members = urls.map((url) => new Member({ ...memberOptions, url, knownId: known.get(url) }))
     const pool = new Pool(members, { replicas, writeQuorum, timeoutMs, readConcurrency: opts.readConcurrency ?? 4, log })
-    const cluster = new Cluster(pool)
+    const cluster = new Cluster(pool, memberOptions)
     try {
       const health = await Promise.allSettled(members.map((m) => m.checkNow()))
       const failures = health.flatMap((h, i) => (h.status === 'rejected' ? [{ url: urls[i]!, reason: reasonOf(h.reason) }] : []))
@@ -143,6 +149,46 @@ export class Cluster {
   /** Each member: url, id, up, latencyMs, lastError, health (0..1). Save url -> id as `knownIds`. */
   members(): MemberStatus[] {
     return this.pool.members.map((m) => m.status())
+  }
+
+  /**
+   * Makes the members exactly `list` (the volume's membership record): new servers join (asked for
+   * their health now; down ones are probed), servers not listed leave (their connections close),
+   * and `draining` is set as listed. R stays; fewer members than R is refused. Returns the URLs
+   * that joined and left.
+   */
+  async setMembers(list: MemberSpec[]): Promise<{ added: string[]; removed: string[] }> {
+    this.open()
+    const wanted = new Map<string, MemberSpec>()
+    for (const spec of list) {
+      let origin: string
+      try {
+        origin = new URL(spec.url).origin
+      } catch {
+        throw new ClusterConfigError(`not a server URL: ${JSON.stringify(spec.url)}`)
+      }
+      wanted.set(origin, spec)
+    }
+    if (wanted.size < this.replicas) throw new ClusterConfigError(`a membership of ${wanted.size} servers cannot hold ${this.replicas} copies`)
+    const members = this.pool.members
+    const removed = members.filter((m) => !wanted.has(m.url))
+    const added = [...wanted].filter(([url]) => !members.some((m) => m.url === url)).map(([url, spec]) => new Member({ ...this.memberOptions, url, knownId: spec.id }))
+    for (const m of removed) {
+      members.splice(members.indexOf(m), 1)
+      m.close()
+    }
+    members.push(...added)
+    for (const m of members) m.draining = wanted.get(m.url)?.draining === true
+    await Promise.allSettled(added.map((m) => m.checkNow()))
+    for (const m of added) this.pool.log(`edfs cluster: server ${m.name} (${m.url}) joined${m.up ? '' : ` (down: ${m.lastError ?? 'no answer'}; probing)`}`)
+    for (const m of removed) this.pool.log(`edfs cluster: server ${m.name} (${m.url}) left`)
+    return { added: added.map((m) => m.url), removed: removed.map((m) => m.url) }
+  }
+
+  /** Asks one member for this user's stats now: throws when it does not answer or refuses the login. */
+  async checkLogin(server: string): Promise<void> {
+    this.open()
+    await this.pool.byName(server).call((c) => c.stats(), true)
   }
 
   /** All members in rendezvous order for a blob id or any other key (e.g. a record name). */

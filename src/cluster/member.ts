@@ -17,6 +17,8 @@ export interface MemberStatus {
   lastError: string | null
   /** 0..1: smoothed share of recent calls that succeeded; 0 while down. */
   health: number
+  /** Leaving the volume: never a home server, read only for what it still holds. */
+  draining: boolean
 }
 
 export interface MemberOptions {
@@ -53,6 +55,8 @@ export class Member {
   private closed = false
   /** Requests in flight (getMany uses it to bound concurrency per server). */
   inflight = 0
+  /** Being removed from the volume: ranked after every other member, so it is nobody's home. */
+  draining = false
 
   constructor(private readonly opts: MemberOptions) {
     this.client = new ServerClient({ url: opts.url, user: opts.user, password: opts.password, timeoutMs: opts.timeoutMs, ca: opts.ca })
@@ -79,7 +83,7 @@ export class Member {
   }
 
   status(): MemberStatus {
-    return { url: this.url, id: this.id, up: this.up, latencyMs: this.latencyMs === null ? null : Math.round(this.latencyMs * 10) / 10, lastError: this.lastError, health: Math.round(this.health * 1000) / 1000 }
+    return { url: this.url, id: this.id, up: this.up, latencyMs: this.latencyMs === null ? null : Math.round(this.latencyMs * 10) / 10, lastError: this.lastError, health: Math.round(this.health * 1000) / 1000, draining: this.draining }
   }
 
   /**

@@ -46,9 +46,13 @@ export class Pool {
     return this.settings.log
   }
 
-  /** Every member in rendezvous order for `key` (up or down). */
+  /**
+   * Every member in rendezvous order for `key` (up or down); members that are draining come last,
+   * in their own rendezvous order: they are nobody's home, yet reads still reach what they hold.
+   */
   rank(key: string): Member[] {
-    return rankBy(this.members, (m) => m.placementId, key)
+    const ranked = rankBy(this.members, (m) => m.placementId, key)
+    return ranked.some((m) => m.draining) ? [...ranked.filter((m) => !m.draining), ...ranked.filter((m) => m.draining)] : ranked
   }
 
   /**

@@ -50,6 +50,8 @@ export class BackgroundRepair {
   private readonly counts: RepairCounts = { copied: 0, copiedBytes: 0, trimmed: 0 }
   private failed = 0
   private readonly started = Date.now()
+  /** The servers changed: blobs whose home moved go there at the next round. */
+  private rebalanceWanted = false
 
   constructor(private readonly volume: RepairVolume, private readonly opts: BackgroundRepairOptions) {}
 
@@ -88,7 +90,13 @@ export class BackgroundRepair {
     }
   }
 
+  /** The volume's servers changed: move every blob whose rendezvous home moved (a full pass, at the rate limit). */
+  rebalance(): void {
+    this.rebalanceWanted = true
+  }
+
   private passDue(): boolean {
+    if (this.rebalanceWanted) return true
     const every = this.opts.passIntervalMs ?? BACKGROUND_REPAIR_DEFAULTS.passIntervalMs
     if (every <= 0) return false
     if (this.opts.queue.overflow) return true
@@ -122,9 +130,21 @@ export class BackgroundRepair {
 
   /** Every committed blob checked for presence and placement; the queue is settled by it. */
   private async fullPass(): Promise<void> {
+    const wanted = this.rebalanceWanted
+    this.rebalanceWanted = false // a change during the pass asks for another one
+    let finished = false
+    try {
+      finished = await this.walk()
+    } finally {
+      if (!finished && wanted) this.rebalanceWanted = true
+    }
+  }
+
+  /** The pass itself; false when it could not finish (stopping, the volume never settled). */
+  private async walk(): Promise<boolean> {
     const { store, queue } = this.opts
     const referenced = await this.volume.committedReferences()
-    if (!referenced) return
+    if (!referenced) return false
     const wantedOf = wantedCopies(store, new Set(this.volume.metadataBlobs()))
     const ids = [...referenced]
     const before = { ...this.counts }
@@ -132,7 +152,7 @@ export class BackgroundRepair {
     for (let i = 0; i < ids.length; i += PASS_BATCH) {
       const where = await store.locate(ids.slice(i, i + PASS_BATCH))
       for (const [id, good] of where) {
-        if (this.stopping) return
+        if (this.stopping) return false
         const p: Placement = { id, wanted: wantedOf(id), good }
         if (good.length === 0 || atHome(store, p)) continue
         while (this.volume.busy() && !this.stopping) await sleep(500)
@@ -146,6 +166,7 @@ export class BackgroundRepair {
     const copied = this.counts.copied - before.copied
     const trimmed = this.counts.trimmed - before.trimmed
     this.opts.log?.(`repair: full pass over ${ids.length} blobs done: ${repaired} repaired (${copied} copies written, ${trimmed} surplus removed)`)
+    return true
   }
 
   /** One blob, at the rate limit; false when it could not be repaired now (logged). */

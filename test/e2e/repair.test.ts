@@ -5,8 +5,8 @@
 import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { runEdfs } from '../helpers/servers'
-import { fuseUnavailable, makeVolume, mountVolume, shell, sleep, waitFor, type E2eVolume } from './support'
+import { runEdfs, startServer } from '../helpers/servers'
+import { daemonLog, fuseUnavailable, makeVolume, mountVolume, shell, sleep, waitFor, type E2eVolume } from './support'
 
 const skip = fuseUnavailable()
 
@@ -81,6 +81,25 @@ if (!skip) {
     t.notOk((await fsckVerify(vol)).healthy, 'copies are missing')
     const healed = await waitFor(60_000, async () => (await fsckVerify(vol)).healthy, 2000)
     t.ok(healed, `the next full pass restored them: ${(await fsckVerify(vol)).text}`)
+    t.equal((await m.umount()).code, 0)
+  })
+}
+
+if (!skip) {
+  t.test('a mount follows a change of the volume\'s servers and rebalances what it wrote', async (t) => {
+    const vol = await makeVolume(t, { chunkSize: '1MiB' })
+    const m = await mountVolume(t, vol, { repairPass: 0 })
+    t.equal((await shell(`for i in $(seq 1 6); do head -c 2500000 /dev/urandom > ${m.mnt}/f$i; done && sync ${m.mnt}`)).code, 0)
+    const fifth = await startServer(t)
+    const add = await runEdfs(['servers', 'add', fifth.url, '--config', vol.cfg], { env: vol.env, timeoutMs: 120_000 })
+    t.equal(add.code, 0, `servers add beside the mount: ${add.stderr}`)
+    // Written by the daemon after the change: once it follows (within 5 s) they go to the new homes,
+    // and anything it placed by the old list meanwhile is moved by its rebalance.
+    t.equal((await shell(`for i in $(seq 1 6); do head -c 2500000 /dev/urandom > ${m.mnt}/g$i; done && sync ${m.mnt}`)).code, 0)
+    const healed = await waitFor(60_000, async () => (await fsckVerify(vol)).healthy, 2000)
+    t.ok(healed, `every blob at home under the new list: ${(await fsckVerify(vol)).text}`)
+    t.match(await daemonLog(vol, m.mnt, 200), /servers of the volume \(epoch 1\)/, 'the daemon logged the new list')
+    t.equal((await shell(`ls ${m.mnt} | wc -l`)).stdout.trim(), '12')
     t.equal((await m.umount()).code, 0)
   })
 }

@@ -2,7 +2,7 @@
 import { access } from 'node:fs/promises'
 import { Command } from 'commander'
 import { createKeyFile, serializeKeyFile } from '../../crypto'
-import { Volume } from '../../volume'
+import { Volume, readMembership } from '../../volume'
 import { MetadataLog } from '../../volume/metadata'
 import { ClientConfig, configPath, keyFilePath, saveConfig, writePrivateFile } from '../config'
 import { UsageError } from '../errors'
@@ -57,7 +57,6 @@ async function init(opts: InitOptions): Promise<void> {
     if (!/^https?:\/\/[^/]+\/?$/.test(u)) throw new UsageError(`not a server URL: "${u}" (expected http://HOST:PORT or https://HOST:PORT)`)
   }
   const replicas = positiveInt(opts.replicas, '--replicas')
-  if (replicas > urls.length) throw new UsageError(`--replicas ${replicas} needs at least ${replicas} servers (got ${urls.length})`)
   const writeQuorum = positiveInt(opts.writeQuorum, '--write-quorum')
   if (writeQuorum > replicas) throw new UsageError('--write-quorum cannot exceed --replicas')
   const chunkSize = parseSize(opts.chunkSize)
@@ -68,7 +67,9 @@ async function init(opts: InitOptions): Promise<void> {
     format: 'edfs-config', version: 1, user: opts.user, servers: urls.map((url) => ({ url: url.replace(/\/$/, '') })),
     replicas, writeQuorum, timeoutMs: positiveInt(opts.timeout, '--timeout'), ca: opts.ca, volumeId: '', chunkSize,
   }
-  const cluster = await connect(config, password, (line) => process.stderr.write(`${line}\n`))
+  // Attaching may start from a single server (the volume's list names the rest): connect with what fits.
+  const fits = Math.min(replicas, urls.length)
+  const cluster = await connect({ ...config, replicas: fits, writeQuorum: Math.min(writeQuorum, fits) }, password, (line) => process.stderr.write(`${line}\n`))
   try {
     const down = cluster.members().filter((m) => !m.up)
     if (down.length === cluster.members().length) throw new UsageError(`no server answers: ${urls.join(', ')}`)
@@ -81,11 +82,18 @@ async function init(opts: InitOptions): Promise<void> {
       const found = await unlockAny(existing, password)
       keyFile = found.keyFile
       const keys = found.keys
+      // The volume's own server list: one reachable server is enough to find all of them.
+      const members = await readMembership(cluster, keys)
+      if (members) {
+        await cluster.setMembers(members.servers)
+        config.servers = members.servers.map((s) => ({ url: s.url, id: s.id }))
+      }
       const head = await MetadataLog.latest(MetadataLog.headRecord(cluster, keys))
       if (!head) throw new UsageError('the servers hold a key file but no volume head: the volume is damaged (see `edfs status`)')
       Object.assign(config, { volumeId: head.volumeId, chunkSize: head.chunkSize, replicas: head.replicas })
       process.stdout.write(`attached to volume ${head.volumeId} (replicas ${head.replicas}, chunk size ${head.chunkSize} bytes)\n`)
     } else {
+      if (replicas > urls.length) throw new UsageError(`--replicas ${replicas} needs at least ${replicas} servers (got ${urls.length})`)
       const created = await createKeyFile(password)
       keyFile = created.keyFile
       const value = serializeKeyFile(keyFile)

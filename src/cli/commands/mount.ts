@@ -330,6 +330,7 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
           syncClose: !!opts.syncClose,
           backgroundGc: opts.readOnly ? undefined : backgroundGcOptions(opts),
           repair: opts.readOnly ? undefined : repairSettings(opts),
+          followMembershipMs: 5000,
           holder: `${hostname()} pid ${process.pid} ${mountPoint}`,
           log,
         }))
