@@ -8,6 +8,8 @@ import path from 'node:path'
 import { Cluster } from '../src/cluster'
 import { ServerClient } from '../src/cluster/server-client'
 import { openChunk, sealChunk, sealedLength } from '../src/crypto'
+import { BACKGROUND_REPAIR_DEFAULTS } from '../src/volume/background-repair'
+import { atHome, repairBlob } from '../src/volume/fsck'
 import { BENCH_USER, BenchServer, benchRoot, startBenchServer, stopAll } from './cluster-servers'
 import { dropCaches } from './drop-caches'
 
@@ -139,6 +141,46 @@ async function main(): Promise<void> {
     results.fetchMany = mbps(TOTAL, now() - t0)
     const movedBytes = (await served(servers)) - servedBefore
     if (opened !== 2 * TOTAL) throw new Error(`opened ${opened} bytes, expected ${2 * TOTAL}`)
+
+    // 6. Repair: one server loses every copy; the copies come back from the other replica, unthrottled
+    //    (fsck --repair), and again at the mount's default --repair-rate while a full fetch runs.
+    const lose = async () => {
+      const where = await cluster.locate(ids)
+      const lost = ids.filter((id) => where.get(id)!.includes(servers[0]!.id))
+      await pipeline(lost.length, 8, async (k) => void (await cluster.deleteOn(servers[0]!.id, lost[k]!)))
+      return lost
+    }
+    const repairAll = async (lost: string[], bytesPerSecond: number) => {
+      const where = await cluster.locate(lost)
+      const counts = { copied: 0, copiedBytes: 0, trimmed: 0 }
+      const start = now()
+      await pipeline(lost.length, 4, async (k) => {
+        const id = lost[k]!
+        await repairBlob(cluster, { id, wanted: 2, good: where.get(id)! }, counts)
+        const due = (counts.copiedBytes / bytesPerSecond) * 1000 - (now() - start)
+        if (due > 0) await new Promise((r) => setTimeout(r, due))
+      })
+      return mbps(counts.copiedBytes, now() - start)
+    }
+    results.repair = await repairAll(await lose(), Infinity)
+    const lostAgain = await lose()
+    await dropCaches()
+    t0 = now()
+    const background = repairAll(lostAgain, BACKGROUND_REPAIR_DEFAULTS.bytesPerSecond)
+    await pipeline(CHUNKS, FETCH_WINDOW, async (i) => void openChunk(key, fileId, i, await cluster.get(ids[i]!)))
+    results.fetchDuringRepair = mbps(TOTAL, now() - t0)
+    await background
+
+    // 7. Rebalance: a 5th server joins; the blobs whose home now includes it move there.
+    servers.push(await startBenchServer(root))
+    await cluster.setMembers(servers.map((s) => ({ url: s.url, id: s.id })))
+    const where5 = await cluster.locate(ids)
+    const moving = ids.filter((id) => !atHome(cluster, { id, wanted: 2, good: where5.get(id)! }))
+    const moved = { copied: 0, copiedBytes: 0, trimmed: 0 }
+    t0 = now()
+    await pipeline(moving.length, 4, async (k) => repairBlob(cluster, { id: moving[k]!, wanted: 2, good: where5.get(moving[k]!)! }, moved))
+    results.rebalance = mbps(moved.copiedBytes, now() - t0)
+    const movedShare = moving.length / CHUNKS
     cluster.close()
 
     const sealedTotal = CHUNKS * sealedLength(CHUNK)
@@ -155,6 +197,9 @@ async function main(): Promise<void> {
     console.log(`cluster fetch (getMany 32+open)${f(results.fetchMany!)} MB/s   = ${ratio(results.fetchMany!, results.diskRead!)} × disk read`)
     console.log(`bytes served per fetch         get: ${movedGet}, getMany: ${movedBytes} for ${sealedTotal} sealed bytes (${ratio(movedBytes, sealedTotal)} ×; ${ratio(movedBytes, TOTAL)} × plaintext)`)
     console.log(`degraded writes                ${degraded}`)
+    console.log(`repair (fsck --repair)         ${f(results.repair!)} MB/s   = ${ratio(results.repair!, results.store!)} × cluster store`)
+    console.log(`fetch during background repair ${f(results.fetchDuringRepair!)} MB/s   = ${ratio(results.fetchDuringRepair!, results.fetch!)} × fetch alone (repair at ${BACKGROUND_REPAIR_DEFAULTS.bytesPerSecond / MiB} MiB/s)`)
+    console.log(`rebalance (5th server)         ${f(results.rebalance!)} MB/s   = ${ratio(results.rebalance!, results.store!)} × cluster store; ${(movedShare * 100).toFixed(0)} % of the chunks moved (rendezvous: 40 %)`)
     console.log(JSON.stringify({ chunks: CHUNKS, ...Object.fromEntries(Object.entries(results).map(([k, v]) => [k, Math.round(v)])), movedBytes, sealedTotal }))
   } finally {
     await stopAll(servers)
