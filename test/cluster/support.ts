@@ -1,6 +1,5 @@
 // Shared bits of the cluster integration tests.
 import { createHash, randomBytes } from 'node:crypto'
-import path from 'node:path'
 import { Cluster, ClusterOptions } from '../../src/cluster'
 import { ServerClient } from '../../src/cluster/server-client'
 import type { Test } from 'tap'
@@ -32,10 +31,7 @@ export async function connect(servers: RunningServer[], opts: Partial<ClusterOpt
   })
 }
 
-/** Where a server keeps one of alice's blobs (docs/protocol.md, on-disk layout). */
-export function blobPath(server: RunningServer, id: string): string {
-  return path.join(server.dataDir, 'users', TEST_USER.name, 'blobs', id.slice(0, 2), id)
-}
+export { blobFile as blobPath } from '../helpers/corrupt'
 
 /** Sum of bytesServed over the servers that answer (a dead one served nothing since). */
 export async function bytesServed(servers: RunningServer[]): Promise<Map<string, number>> {

@@ -4,24 +4,11 @@
 // home and trims the surplus, after which every server holds exactly the blobs rendezvous gives it
 // and losing any one server leaves every file readable, byte for byte.
 import t from 'tap'
-import { open, unlink } from 'node:fs/promises'
+import { unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { Cluster, ServerClient } from '../../src/cluster'
 import { RunningServer, TEST_USER, blobIds, randomFile, sameTree, setupVolume } from '../cli/cli-helpers'
-
-const blobFile = (s: RunningServer, id: string) => path.join(s.dataDir, 'users', TEST_USER.name, 'blobs', id.slice(0, 2), id)
-
-async function flipByte(s: RunningServer, id: string): Promise<void> {
-  const fh = await open(blobFile(s, id), 'r+')
-  try {
-    const b = Buffer.alloc(1)
-    await fh.read(b, 0, 1, 40)
-    b[0] ^= 0x10
-    await fh.write(b, 0, 1, 40)
-  } finally {
-    await fh.close()
-  }
-}
+import { blobFile, flipBit } from '../helpers/corrupt'
 
 /** The numbers of one fsck summary line. */
 function counts(stdout: string): { healthy: number; misplaced: number; under: number; missing: number; corrupt: number | null } {
@@ -47,7 +34,7 @@ t.test('fsck --verify and --repair against corruption, loss and misplacement', a
   const rotten = onA.slice(0, 5)
   const onB = (await blobIds(b)).filter((id) => !rotten.includes(id))
   const deleted = onB.slice(0, 3)
-  for (const id of rotten) await flipByte(a, id)
+  for (const id of rotten) await flipBit(a, id)
   for (const id of deleted) await unlink(blobFile(b, id))
 
   const presence = await v.run(['fsck'])
@@ -61,7 +48,7 @@ t.test('fsck --verify and --repair against corruption, loss and misplacement', a
   // Scrub (on demand) finds exactly the copies rotten on another server.
   const onC = (await blobIds(c)).filter((id) => !rotten.includes(id) && !deleted.includes(id))
   const scrubbed = onC.slice(0, 4)
-  for (const id of scrubbed) await flipByte(c, id)
+  for (const id of scrubbed) await flipBit(c, id)
   const client = new ServerClient({ url: c.url, user: TEST_USER.name, password: TEST_USER.password })
   t.teardown(() => client.close())
   await client.scrub()

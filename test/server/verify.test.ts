@@ -3,28 +3,15 @@
 // by the verify route and by an on-demand scrub. The background scrub walks the store by itself.
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { open, readFile, readdir } from 'node:fs/promises'
+import { readFile, readdir } from 'node:fs/promises'
 import path from 'node:path'
 import { ServerClient } from '../../src/cluster/server-client'
 import { ScrubStatus } from '../../src/protocol'
+import { flipBit } from '../helpers/corrupt'
 import { RunningServer, TEST_USER, runEdfs, startServer, tmpDir } from '../helpers/servers'
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
-const blobFile = (s: RunningServer, id: string) => path.join(s.dataDir, 'users', TEST_USER.name, 'blobs', id.slice(0, 2), id)
 const quarantineDir = (s: RunningServer) => path.join(s.dataDir, 'users', TEST_USER.name, 'quarantine')
-
-/** Flips one bit of the stored copy in place (size and name unchanged: only a hash finds it). */
-async function flipByte(s: RunningServer, id: string, at = 0): Promise<void> {
-  const fh = await open(blobFile(s, id), 'r+')
-  try {
-    const b = Buffer.alloc(1)
-    await fh.read(b, 0, 1, at)
-    b[0] ^= 0x01
-    await fh.write(b, 0, 1, at)
-  } finally {
-    await fh.close()
-  }
-}
 
 async function putRandom(c: ServerClient, n: number, size: number): Promise<{ id: string; data: Buffer }[]> {
   const out = []
@@ -53,10 +40,10 @@ t.test('verified copies', async (t) => {
 
   await t.test('a rotten copy is not served: quarantined, answered as absent, counted', async (t) => {
     const [small, big] = [(await putRandom(client, 1, 100_000))[0]!, (await putRandom(client, 1, 12 * 1024 * 1024))[0]!]
-    await flipByte(server, small.id, 5000)
+    await flipBit(server, small.id, 5000)
     t.equal(await client.getBlob(small.id), null, 'a whole read of the rotten copy answers 404')
     t.equal(await client.headBlob(small.id), null, 'and the copy is gone from the store')
-    await flipByte(server, big.id, 12 * 1024 * 1024 - 1)
+    await flipBit(server, big.id, 12 * 1024 * 1024 - 1)
     await t.rejects(client.getBlob(big.id), /short answer|aborted|socket hang up|ECONNRESET/, 'a streamed read of a rotten large copy is torn before its end')
     t.equal(await client.headBlob(big.id), null, 'the large rotten copy is quarantined too')
     const names = await readdir(quarantineDir(server))
@@ -70,7 +57,7 @@ t.test('verified copies', async (t) => {
 
   await t.test('a range read is served (the client checks it); a PUT of the good bytes replaces a rotten copy', async (t) => {
     const [b] = await putRandom(client, 1, 200_000)
-    await flipByte(server, b!.id, 100)
+    await flipBit(server, b!.id, 100)
     const range = await client.getBlob(b!.id, { start: 150_000, end: 150_100 })
     t.same(range, b!.data.subarray(150_000, 150_100), 'a range away from the damage is served')
     t.equal(await client.putBlob(b!.id, b!.data), 'created', 'the PUT does not answer "exists" for a copy that fails its hash')
@@ -79,8 +66,8 @@ t.test('verified copies', async (t) => {
 
   await t.test('verify names each id ok, bad (now quarantined) or missing', async (t) => {
     const blobs = await putRandom(client, 6, 50_000)
-    await flipByte(server, blobs[1]!.id)
-    await flipByte(server, blobs[4]!.id, 49_999)
+    await flipBit(server, blobs[1]!.id)
+    await flipBit(server, blobs[4]!.id, 49_999)
     const absent = sha(randomBytes(10))
     const v = await client.verifyBlobs([...blobs.map((b) => b.id), absent])
     t.same(v.bad.sort(), [blobs[1]!.id, blobs[4]!.id].sort(), 'the two rotten copies are bad')
@@ -96,7 +83,7 @@ t.test('verified copies', async (t) => {
     const before = (await client.stats()).quarantined!
     const blobs = await putRandom(client, 20, 30_000)
     const rotten = [3, 7, 11, 19].map((k) => blobs[k]!.id)
-    for (const id of rotten) await flipByte(server, id, 17)
+    for (const id of rotten) await flipBit(server, id, 17)
     const started = await client.scrub()
     t.ok(started.startedAt, 'a pass started')
     const done = await untilScrubbed(client, (s) => !s.running && s.finishedAt !== null)
@@ -114,7 +101,7 @@ t.test('the background scrub finds a rotten copy by itself and remembers its pas
   const client = new ServerClient({ url: server.url, user: TEST_USER.name, password: TEST_USER.password })
   t.teardown(() => client.close())
   const blobs = await putRandom(client, 5, 10_000)
-  await flipByte(server, blobs[2]!.id)
+  await flipBit(server, blobs[2]!.id)
   for (let i = 0; i < 200 && (await client.stats()).quarantined === 0; i++) await new Promise((r) => setTimeout(r, 50))
   t.equal((await client.stats()).quarantined, 1, 'the rotten copy was quarantined without any request')
   t.equal(await client.headBlob(blobs[2]!.id), null)
