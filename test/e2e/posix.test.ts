@@ -11,10 +11,13 @@ const skip = fuseUnavailable()
 const MAX = 2 ** 44 // MAX_FILE_SIZE
 const NOBODY = 65534
 
-/** sh -c SCRIPT as root, or as uid/gid 65534 with no supplementary groups. */
+/**
+ * sh -c SCRIPT as root, or as uid/gid 65534 with no supplementary groups. The test runner's
+ * NODE_OPTIONS (its loaders, inside a checkout that user may not read) stay behind.
+ */
 function sh(script: string, asNobody = false): Promise<Sh> {
   if (!asNobody) return run('sh', ['-c', script], { timeoutMs: CMD_TIMEOUT })
-  return run('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'sh', '-c', script], { timeoutMs: CMD_TIMEOUT })
+  return run('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'env', '-u', 'NODE_OPTIONS', 'sh', '-c', script], { timeoutMs: CMD_TIMEOUT })
 }
 
 async function rssMiB(pid: number): Promise<number> {
