@@ -7,7 +7,7 @@ import {
   isUserName, parseAuthorization, serverSignature, sessionKey,
 } from '../src/protocol'
 import { HttpError } from './errors'
-import { RateLimiter } from './rate-limit'
+import { LoginLimiter } from './rate-limit'
 import { UserTable } from './users'
 
 const CHALLENGE_TTL_MS = 30_000
@@ -46,7 +46,7 @@ export class Authenticator {
 
   constructor(
     private readonly users: UserTable,
-    readonly limiter: RateLimiter,
+    readonly limiter: LoginLimiter,
     private readonly opts: AuthOptions,
   ) {
     this.sweeper = setInterval(() => this.sweep(), 10_000)
@@ -61,6 +61,7 @@ export class Authenticator {
     this.limiter.check(addr)
     const { user, clientNonce } = (body ?? {}) as { user?: unknown; clientNonce?: unknown }
     if (typeof user !== 'string' || !isUserName(user)) throw new HttpError('bad-request', 'user: not a valid user name')
+    this.limiter.check(addr, user)
     if (typeof clientNonce !== 'string' || !NONCE_RE.test(clientNonce)) throw new HttpError('bad-request', 'clientNonce: 8 to 128 base64 characters')
     const v = await this.users.get(user)
     const salt = v ? v.salt : createHmac('sha256', this.opts.secret).update(`edfs-fake-salt\n${user}`).digest()
@@ -81,11 +82,13 @@ export class Authenticator {
     if (typeof user !== 'string' || typeof clientNonce !== 'string' || typeof serverNonce !== 'string' || typeof proof !== 'string') {
       throw new HttpError('bad-request', 'login needs user, clientNonce, serverNonce and proof')
     }
+    const named = isUserName(user) ? user : undefined
+    this.limiter.check(addr, named)
     const ch = this.challenges.get(serverNonce)
     this.challenges.delete(serverNonce)
     const now = Date.now()
     const fail = (why: string): never => {
-      this.limiter.failure(addr)
+      this.limiter.failure(addr, named)
       throw new HttpError('unauthorized', why)
     }
     if (!ch || ch.expiresAt < now || ch.user !== user || ch.clientNonce !== clientNonce) {
@@ -95,7 +98,7 @@ export class Authenticator {
     const message = authMessage(user, clientNonce, serverNonce)
     const clientKey = v ? checkProof(v, message, Buffer.from(proof, 'base64')) : null
     if (!v || !clientKey) return fail('wrong user name or password')
-    this.limiter.success(addr)
+    this.limiter.success(addr, user)
     let id: string
     do id = randomBytes(16).toString('hex')
     while (this.sessions.has(id))
@@ -124,10 +127,11 @@ export class Authenticator {
       if (s) this.sessions.delete(fields.session)
       throw new HttpError('session-expired', 'unknown or expired session; log in again')
     }
+    this.limiter.check(addr, s.user)
     const sha = req.headers[HEADERS.contentSha256]
     const contentSha = typeof sha === 'string' ? sha : ''
     if (!checkSignature(fields, s.key, req.method ?? '', req.url ?? '', contentSha)) {
-      this.limiter.failure(addr)
+      this.limiter.failure(addr, s.user)
       throw new HttpError('unauthorized', 'bad request signature')
     }
     if (Math.abs(now - fields.ts) > SIGNATURE_WINDOW_MS) {
@@ -143,7 +147,7 @@ export class Authenticator {
       this.sessions.delete(fields.session) // user removed or password changed: log in again (and fail)
       throw new HttpError('session-expired', 'the session ended: the user changed on the server; log in again')
     }
-    this.limiter.success(addr)
+    this.limiter.success(addr, s.user)
     return s.user
   }
 

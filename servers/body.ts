@@ -25,6 +25,9 @@ export interface Received {
 const HIGH_WATER = 4 * 1024 * 1024
 
 export function receiveBody(req: IncomingMessage, opts: ReceiveOptions): Promise<Received> {
+  // A declared length over the limit is refused before a byte is read (not after an idle timeout).
+  const declared = Number(req.headers['content-length'])
+  if (declared > opts.limit) return Promise.reject(new HttpError('payload-too-large', `the body is larger than ${opts.limit} bytes`))
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256')
     const kept: Buffer[] = []

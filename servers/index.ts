@@ -1,6 +1,6 @@
 // The storage server as a library: startStorageServer() prepares the data directory, loads users,
 // counts the stores and listens. The CLI (`edfs server`) is a thin wrapper around it.
-import { RateLimiter } from './rate-limit'
+import { LoginLimiter } from './rate-limit'
 import { Authenticator } from './auth'
 import { apiResources } from './api'
 import { HttpFront } from './http-server'
@@ -51,7 +51,7 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
   const layout = new Layout(opts.dataDir)
   const identity = prepareDataDir(layout) // throws DataDirError with a clear message
   const users = new UserTable(layout.usersFile)
-  const limiter = new RateLimiter()
+  const limiter = new LoginLimiter()
   const auth = new Authenticator(users, limiter, { secret: identity.secret, sessionTtlMs: opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS })
   const requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const traffic = new TrafficStats()

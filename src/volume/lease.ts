@@ -1,6 +1,7 @@
 // One writer at a time: a writer holds a lease record (sealed, on the metadata servers), renews it
 // while active and gives it back when done. An expired lease may be taken over.
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { VolumeKeys, recordName } from '../crypto'
 import { ReplicatedRecord } from './replicated-record'
@@ -53,11 +54,12 @@ export class Lease {
     const record = Lease.record(store, keys)
     const now = Date.now()
     const held = live(await record.readAll(), now)
-    if (held && !deadHere(held)) throw new LeaseHeldError(held)
+    const heldGone = held !== null && (await goneHere(held))
+    if (held && !heldGone) throw new LeaseHeldError(held)
     const value: LeaseValue = { holder: who, host: hostname(), pid: process.pid, token: randomBytes(16).toString('hex'), sinceMs: now, expiresMs: now + ttlMs }
     const lease = new Lease(record, value, ttlMs)
     try {
-      await record.write(value, (copy) => !copy || copy.expiresMs <= Date.now() || deadHere(copy))
+      await record.write(value, (copy) => !copy || copy.expiresMs <= Date.now() || (heldGone && copy.token === held!.token))
     } catch (err) {
       const now2 = live(await record.readAll(), Date.now())
       if (now2 && now2.token !== value.token) throw new LeaseHeldError(now2)
@@ -107,13 +109,24 @@ export class Lease {
 }
 
 /** A lease held by a process of this host that no longer exists (a crashed mount daemon). */
-function deadHere(lease: LeaseValue): boolean {
-  if (lease.host !== hostname() || !Number.isInteger(lease.pid) || lease.pid === process.pid) return false
+/**
+ * The holder ran on this host and its process is gone, or is a zombie (killed with -9 and not yet
+ * reaped: for a moment kill(pid, 0) still finds it, yet it holds nothing any more).
+ */
+async function goneHere(lease: LeaseValue): Promise<boolean> {
+  if (lease.host !== hostname() || !Number.isInteger(lease.pid) || lease.pid <= 0 || lease.pid === process.pid) return false
   try {
-    process.kill(lease.pid, 0)
-    return false
+    const stat = await readFile(`/proc/${lease.pid}/stat`, 'utf8')
+    const state = stat.charAt(stat.lastIndexOf(')') + 2) // "pid (comm) S ...": comm may hold spaces and parentheses
+    return state === 'Z' || state === 'X'
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH'
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true
+    try {
+      process.kill(lease.pid, 0) // no /proc here: ask the kernel whether the pid exists
+      return false
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ESRCH'
+    }
   }
 }
 

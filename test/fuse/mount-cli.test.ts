@@ -98,6 +98,7 @@ if (skip) {
     r = await runEdfs(['mount', mnt, '--config', cfg, '--password-stdin'], { ...pw, input: 'wrong\n' })
     t.equal(r.code, 1, 'a wrong password fails the mount')
     t.match(r.stderr, /wrong user name or password|refused/)
+    t.notMatch(r.stderr, /^\s+at /m, 'one clear message, no stack trace')
     t.same(await fuseMountsUnder(dir), [], 'nothing left mounted')
   })
 }

@@ -113,3 +113,32 @@ t.test('rate limit per remote address', async (t) => {
   t.equal((await signed(s, 'GET', '/v1/stats')).status, 429, 'good signature from that address: refused during back-off')
   t.equal((await signed({ ...s, localAddress: '127.0.0.4' }, 'GET', '/v1/stats')).status, 200, 'same session from elsewhere works')
 })
+
+t.test('a guesser with an account of their own is slowed all the same', async (t) => {
+  const bob = { name: 'bob', password: 'bob has his own password' }
+  const server = await startServer(t, { users: [TEST_USER, bob] })
+  const addr = '127.0.0.5'
+  const as = (u: { name: string }, password: string, from = addr) => login(server.url, u.name, password, from).then(() => 200, (e: { status?: number }) => e.status ?? 0)
+  const guesses: number[] = []
+  const bobs: number[] = []
+  // bob logs in between every two guesses at alice's password, from the same address.
+  for (let round = 0; round < 4; round++) {
+    bobs.push(await as(bob, bob.password))
+    guesses.push(await as(TEST_USER, `guess ${round}a`), await as(TEST_USER, `guess ${round}b`))
+  }
+  t.same(guesses.slice(0, 5), [401, 401, 401, 401, 401], 'five guesses are answered')
+  t.ok(guesses.slice(5).every((c) => c === 429), `then alice is refused at that address: ${guesses}`)
+  t.ok(bobs.every((c) => c === 200), 'bob\'s own logins go on working and do not reset alice\'s count')
+  t.equal(await as(TEST_USER, TEST_USER.password), 429, 'even alice\'s right password waits out the back-off there')
+  t.equal(await as(TEST_USER, TEST_USER.password, '127.0.0.6'), 200, 'from another address alice logs in')
+})
+
+t.test('a declared body over the limit gets 413 at once, not after the idle timeout', async (t) => {
+  const server = await startServer(t)
+  const t0 = Date.now()
+  const r = await raw(server.url, 'POST', '/v1/auth/challenge', { headers: { 'content-length': '99999999999', 'content-type': 'application/json' }, stallAfter: Buffer.from('{') })
+  t.equal(r.status, 413)
+  t.equal(r.json().error, 'payload-too-large')
+  t.ok(Date.now() - t0 < 5000, `answered in ${Date.now() - t0} ms`)
+  t.equal(r.headers.connection, 'close', 'and the connection closes (the body is not read)')
+})

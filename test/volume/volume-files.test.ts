@@ -299,6 +299,18 @@ t.test('a lease left by a dead process of this host is taken over at once', asyn
   await w.close()
   await record.write({ holder: 'other host', host: 'elsewhere', pid: deadPid, token: 'y', sinceMs: now, expiresMs: Date.now() + 60_000 }, () => true)
   await t.rejects(open(), /open for writing by other host/, 'a live lease of another host is respected')
+
+  // A daemon killed with -9 is a zombie until its parent reaps it: it holds nothing any more.
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  t.teardown(() => void parent.kill('SIGKILL'))
+  const zombie = Number(await new Promise<string>((res) => parent.stdout!.once('data', (d: Buffer) => res(d.toString()))))
+  const { readFile } = await import('node:fs/promises')
+  for (let i = 0; i < 100 && !/\) Z /.test(await readFile(`/proc/${zombie}/stat`, 'utf8').catch(() => '')); i++) await new Promise((r) => setTimeout(r, 20))
+  t.match(await readFile(`/proc/${zombie}/stat`, 'utf8'), /\) Z /, `pid ${zombie} is a zombie`)
+  await record.write({ holder: 'killed daemon', host: hostname(), pid: zombie, token: 'z', sinceMs: now, expiresMs: Date.now() + 60_000 }, () => true)
+  const z = await open()
+  t.pass('the writer took over the zombie holder\'s lease at once')
+  await z.close()
 })
 
 t.test('a writer whose lease ran out renews it before committing, or stops if another took it', async (t) => {

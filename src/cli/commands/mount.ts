@@ -15,6 +15,8 @@ import * as path from 'node:path'
 import { Command } from 'commander'
 import { createFuseOps } from '../../fuse/adapter'
 import { findFuseMount, forceUnmount, mount, prepareMountPoint, probeMountPoint, type Mounted } from '../../fuse/binding'
+import { ClusterConnectError } from '../../cluster'
+import { LeaseHeldError } from '../../volume'
 import type { FileSystem } from '../../volume/fs-types'
 import { UsageError } from '../errors'
 import { readPassword } from '../password'
@@ -342,7 +344,10 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
     if (stopping) await stop('stopping')
     watchUnmount(mountPoint, () => void stop('unmounted from outside (fusermount -u or umount)'))
   } catch (err) {
-    log(`mount failed: ${(err as Error).stack ?? err}`)
+    // The reasons a user can act on (wrong password, lease held, no server) read as one line; a
+    // stack trace is for the unexpected, and stays in the log.
+    const expected = err instanceof UsageError || err instanceof LeaseHeldError || err instanceof ClusterConnectError
+    log(`mount failed: ${expected ? (err as Error).message : ((err as Error).stack ?? err)}`)
     if (fs) await fs.close().catch((e: Error) => log(`closing the volume failed: ${e.message}`))
     await removePid()
     throw err instanceof UsageError ? err : new UsageError(`mount failed: ${(err as Error).message}`)
