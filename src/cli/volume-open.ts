@@ -1,6 +1,6 @@
 // From a config file and a password to a connected cluster, the volume's keys, and an open volume.
 import { readFile } from 'node:fs/promises'
-import { Cluster } from '../cluster'
+import { Cluster, ClusterConnectError } from '../cluster'
 import { KeyFile, VolumeKeys, WrongPassphraseError, deriveVolumeKeys, parseKeyFile, serializeKeyFile, unwrapMasterKey } from '../crypto'
 import { ServerError } from '../protocol'
 import { BackgroundRepairOptions, DegradedTracker, RepairQueue, Volume, VolumeOptions, VolumeStore, readMembership } from '../volume'
@@ -34,7 +34,7 @@ export async function connect(config: ClientConfig, password: string, log?: (lin
       log,
     })
   } catch (err) {
-    throw explainAuth(err, config.user)
+    throw explainAuth(err, config.user, config.ca)
   }
 }
 
@@ -177,7 +177,17 @@ export async function openVolume(
   }
 }
 
-function explainAuth(err: unknown, user: string): Error {
+/** TLS errors that mean: the server's certificate is not signed by a CA this client trusts. */
+const UNTRUSTED_CERT = /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT|CERT_UNTRUSTED/
+
+function explainAuth(err: unknown, user: string, ca?: string): Error {
   if (err instanceof ServerError && err.status === 401) return new UsageError(`wrong user name or password for "${user}" on ${err.server}`)
+  if (err instanceof ClusterConnectError && err.failures.some((f) => UNTRUSTED_CERT.test(f.reason))) {
+    const fix = ca ? `the CA in ${ca} did not sign it: give the right one with edfs init --ca FILE` : 'give the CA that signed it with edfs init --ca FILE'
+    return new UsageError(`${err.message}\nthe server's TLS certificate is not trusted: ${fix}`)
+  }
+  if (err instanceof ClusterConnectError && err.failures.some((f) => /ERR_TLS_CERT_ALTNAME_INVALID|CERT_HAS_EXPIRED/.test(f.reason))) {
+    return new UsageError(`${err.message}\nthe server's TLS certificate does not fit (wrong name, or expired): make one for the name in the URL`)
+  }
   return err as Error
 }

@@ -66,9 +66,10 @@ export interface RunResult {
 }
 
 /** Runs `bin/edfs ARGS` (async), with optional stdin; resolves when it exits. */
-export function runEdfs(args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runEdfs(args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [EDFS_BIN, ...args], {
+      cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     })

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { ServerClient } from '../../src/cluster/server-client'
-import { TEST_USER, startServer, tmpDir } from '../helpers/servers'
+import { TEST_USER, runEdfs, startServer, tmpDir } from '../helpers/servers'
 
 const run = promisify(execFile)
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -36,4 +36,26 @@ t.test('TLS round trip with a self-signed certificate', async (t) => {
   const untrusting = new ServerClient({ url: server.url, user: TEST_USER.name, password: TEST_USER.password })
   t.teardown(() => untrusting.close())
   await t.rejects(untrusting.health(), { name: 'UnreachableError' }, 'without the CA the certificate is refused')
+})
+
+t.test('edfs init --ca: stored absolute, and an untrusted certificate says what to do', async (t) => {
+  const dir = tmpDir(t)
+  const cert = path.join(dir, 'cert.pem')
+  const key = path.join(dir, 'key.pem')
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
+  const server = await startServer(t, { args: ['--tls-cert', cert, '--tls-key', key] })
+  const env = { EDFS_PASSWORD: TEST_USER.password, EDFS_CONFIG: '' }
+  const config = path.join(dir, 'cfg', 'config.json')
+  const untrusted = await runEdfs(['init', '--servers', server.url, '--user', TEST_USER.name, '--replicas', '1', '--config', config], { env })
+  t.equal(untrusted.code, 1)
+  t.match(untrusted.stderr, /TLS certificate is not trusted: give the CA that signed it with edfs init --ca FILE/, 'the error names the fix')
+  const missing = await runEdfs(['init', '--servers', server.url, '--user', TEST_USER.name, '--ca', 'nope.pem', '--config', config], { env, cwd: dir })
+  t.equal(missing.code, 1)
+  t.match(missing.stderr, /--ca nope\.pem: cannot read .*nope\.pem \(ENOENT\)/)
+  const ok = await runEdfs(['init', '--servers', server.url, '--user', TEST_USER.name, '--replicas', '1', '--ca', 'cert.pem', '--config', config], { env, cwd: dir })
+  t.equal(ok.code, 0, `init with a relative --ca: ${ok.stderr}`)
+  t.equal(JSON.parse(readFileSync(config, 'utf8')).ca, cert, 'stored as an absolute path')
+  const elsewhere = await runEdfs(['ls', '/', '--config', config], { env, cwd: '/' })
+  t.equal(elsewhere.code, 0, `a command from another directory finds the CA: ${elsewhere.stderr}`)
 })

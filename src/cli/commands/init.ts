@@ -1,5 +1,7 @@
 // `edfs init`: create the user's volume on the servers, or attach to the one they already hold.
+import { constants } from 'node:fs'
 import { access } from 'node:fs/promises'
+import path from 'node:path'
 import { Command } from 'commander'
 import { createKeyFile, serializeKeyFile } from '../../crypto'
 import { Volume, readMembership } from '../../volume'
@@ -65,7 +67,7 @@ async function init(opts: InitOptions): Promise<void> {
 
   const config: ClientConfig = {
     format: 'edfs-config', version: 1, user: opts.user, servers: urls.map((url) => ({ url: url.replace(/\/$/, '') })),
-    replicas, writeQuorum, timeoutMs: positiveInt(opts.timeout, '--timeout'), ca: opts.ca, volumeId: '', chunkSize,
+    replicas, writeQuorum, timeoutMs: positiveInt(opts.timeout, '--timeout'), ca: await caFile(opts.ca), volumeId: '', chunkSize,
   }
   // Attaching may start from a single server (the volume's list names the rest): connect with what fits.
   const fits = Math.min(replicas, urls.length)
@@ -111,6 +113,18 @@ async function init(opts: InitOptions): Promise<void> {
   } finally {
     cluster.close()
   }
+}
+
+/** --ca as an absolute path (the config is read from anywhere later), checked readable now. */
+async function caFile(ca: string | undefined): Promise<string | undefined> {
+  if (ca === undefined) return undefined
+  const file = path.resolve(ca)
+  try {
+    await access(file, constants.R_OK)
+  } catch (err) {
+    throw new UsageError(`--ca ${ca}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+  return file
 }
 
 function positiveInt(text: string, flag: string): number {
