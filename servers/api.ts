@@ -90,6 +90,17 @@ export function apiResources(ctx: ApiContext): Resource[] {
       methods: { POST: async (rc) => sendJson(rc.res, 200, await ctx.auth.login(await receiveJson(rc.req, 4096, idle), rc.addr)) },
     },
     {
+      pattern: /^\/v1\/auth\/password$/,
+      auth: true,
+      bodyMethods: ['POST'],
+      methods: {
+        POST: async (rc) => {
+          await ctx.auth.changePassword(rc.user, await receiveJson(rc.req, 4096, idle, bodySha(rc)), rc.storedKey!)
+          rc.res.writeHead(204).end()
+        },
+      },
+    },
+    {
       pattern: /^\/v1\/stats$/,
       auth: true,
       methods: {

@@ -3,7 +3,7 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { IncomingMessage } from 'node:http'
 import {
-  AUTH_SCRYPT, ChallengeBody, HEADERS, LoginBody, SIGNATURE_WINDOW_MS, authMessage, checkProof, checkSignature,
+  AUTH_SCRYPT, ChallengeBody, HEADERS, LoginBody, SIGNATURE_WINDOW_MS, Verifier, authMessage, checkProof, checkSignature,
   isUserName, parseAuthorization, serverSignature, sessionKey,
 } from '../src/protocol'
 import { HttpError } from './errors'
@@ -63,7 +63,7 @@ export class Authenticator {
     if (typeof user !== 'string' || !isUserName(user)) throw new HttpError('bad-request', 'user: not a valid user name')
     this.limiter.check(addr, user)
     if (typeof clientNonce !== 'string' || !NONCE_RE.test(clientNonce)) throw new HttpError('bad-request', 'clientNonce: 8 to 128 base64 characters')
-    const v = await this.users.get(user)
+    const v = (await this.users.get(user))?.[0]
     const salt = v ? v.salt : createHmac('sha256', this.opts.secret).update(`edfs-fake-salt\n${user}`).digest()
     const params = v ? v.params : AUTH_SCRYPT
     const serverNonce = randomBytes(24).toString('base64')
@@ -94,9 +94,16 @@ export class Authenticator {
     if (!ch || ch.expiresAt < now || ch.user !== user || ch.clientNonce !== clientNonce) {
       fail('unknown or expired challenge; ask for a new one')
     }
-    const v = await this.users.get(user)
     const message = authMessage(user, clientNonce, serverNonce)
-    const clientKey = v ? checkProof(v, message, Buffer.from(proof, 'base64')) : null
+    let v: Verifier | undefined
+    let clientKey: Buffer | null = null
+    for (const candidate of (await this.users.get(user)) ?? []) {
+      clientKey = checkProof(candidate, message, Buffer.from(proof, 'base64'))
+      if (clientKey) {
+        v = candidate
+        break
+      }
+    }
     if (!v || !clientKey) return fail('wrong user name or password')
     this.limiter.success(addr, user)
     let id: string
@@ -111,8 +118,22 @@ export class Authenticator {
     return { session: id, expiresAt, serverSignature: serverSignature(v.serverKey, message).toString('base64') }
   }
 
-  /** Checks a signed request's headers; returns the user. The body hash is checked by the body reader. */
-  async verify(req: IncomingMessage, addr: string): Promise<string> {
+  /**
+   * A signed-in user changes their own password: the new StoredKey and ServerKey (made with their
+   * current salt and parameters) replace all others (`replace`), or are added beside the password
+   * this session logged in with (which stays; a third one, left by an interrupted change, goes).
+   */
+  async changePassword(user: string, body: unknown, sessionStoredKey: Buffer): Promise<void> {
+    const { storedKey, serverKey, replace } = (body ?? {}) as Record<string, unknown>
+    const key = (x: unknown) => typeof x === 'string' && Buffer.from(x, 'base64').length === 32 && Buffer.from(x, 'base64').toString('base64') === x
+    if (!key(storedKey) || !key(serverKey) || typeof replace !== 'boolean') {
+      throw new HttpError('bad-request', 'the body must be {storedKey, serverKey: 32 bytes base64 each, replace: boolean}')
+    }
+    await this.users.changeKeys(user, { storedKey: storedKey as string, serverKey: serverKey as string }, replace, sessionStoredKey.toString('base64'))
+  }
+
+  /** Checks a signed request's headers; returns the user and the StoredKey its session logged in with. The body hash is checked by the body reader. */
+  async verify(req: IncomingMessage, addr: string): Promise<{ user: string; storedKey: Buffer }> {
     this.limiter.check(addr)
     const header = req.headers[HEADERS.authorization]
     if (!header) throw new HttpError('unauthorized', 'this route needs a signed request (authorization header missing)')
@@ -142,13 +163,13 @@ export class Authenticator {
     if (this.nonces.size >= MAX_NONCES) this.sweep()
     if (this.nonces.size >= MAX_NONCES) throw new HttpError('unavailable', 'too many requests in flight; retry shortly', {}, { 'retry-after': '1' })
     this.nonces.set(nonceKey, fields.ts + SIGNATURE_WINDOW_MS)
-    const v = await this.users.get(s.user, USERS_MAX_AGE_MS)
-    if (!v || !v.storedKey.equals(s.storedKey)) {
+    const vs = await this.users.get(s.user, USERS_MAX_AGE_MS)
+    if (!vs || !vs.some((v) => v.storedKey.equals(s.storedKey))) {
       this.sessions.delete(fields.session) // user removed or password changed: log in again (and fail)
       throw new HttpError('session-expired', 'the session ended: the user changed on the server; log in again')
     }
     this.limiter.success(addr, s.user)
-    return s.user
+    return { user: s.user, storedKey: s.storedKey }
   }
 
   private sweep(): void {

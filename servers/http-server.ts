@@ -82,8 +82,9 @@ export class HttpFront {
     try {
       const m = match(this.resources, req.method ?? 'GET', req.url ?? '/')
       let user = ''
+      let storedKey: Buffer | undefined
       if (m.resource.auth) {
-        user = await this.auth.verify(req, addr)
+        ;({ user, storedKey } = await this.auth.verify(req, addr))
         this.traffic.of(user).requestsServed++
         const sha = req.headers[HEADERS.contentSha256]
         const expectsBody = m.resource.bodyMethods?.includes(req.method ?? '') ?? false
@@ -97,7 +98,7 @@ export class HttpFront {
         if (hasBody) res.once('close', await this.space.admit(Number(req.headers['content-length'] ?? 0), m.resource.keepsReserve ?? false))
       }
       if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue()
-      await m.handler({ req, res, params: m.params, query: m.query, addr, user })
+      await m.handler({ req, res, params: m.params, query: m.query, addr, user, storedKey })
     } catch (err) {
       this.fail(req, res, err)
     }

@@ -14,6 +14,8 @@ export interface RequestContext {
   addr: string
   /** The authenticated user; '' on routes without authentication. */
   user: string
+  /** The StoredKey the request's session logged in with (which of the user's passwords). */
+  storedKey?: Buffer
 }
 
 export type Handler = (rc: RequestContext) => Promise<void>

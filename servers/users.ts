@@ -15,17 +15,31 @@ export interface UserEntry {
   p: number
   storedKey: string
   serverKey: string
+  /**
+   * A second password being introduced by `edfs passwd` (same salt and parameters): logins with
+   * either work until the change completes. Since users file version 2.
+   */
+  next?: { storedKey: string; serverKey: string }
 }
+
+/** Version 2 added `next`; version 1 files still load. */
+const USERS_VERSION = 2
 
 interface UsersFile {
   format: 'edfs-users'
-  version: 1
+  version: number
   users: Record<string, UserEntry>
 }
 
 export function toVerifier(e: UserEntry): Verifier {
   return { salt: Buffer.from(e.salt, 'base64'), params: { N: e.N, r: e.r, p: e.p },
     storedKey: Buffer.from(e.storedKey, 'base64'), serverKey: Buffer.from(e.serverKey, 'base64') }
+}
+
+/** The verifiers a login may match: the password, and the one `edfs passwd` is introducing. */
+export function verifiersOf(e: UserEntry): Verifier[] {
+  const main = toVerifier(e)
+  return e.next ? [main, { ...main, storedKey: Buffer.from(e.next.storedKey, 'base64'), serverKey: Buffer.from(e.next.serverKey, 'base64') }] : [main]
 }
 
 export function fromVerifier(v: Verifier): UserEntry {
@@ -35,9 +49,8 @@ export function fromVerifier(v: Verifier): UserEntry {
 
 export function parseUsers(text: string, file: string): Record<string, UserEntry> {
   const parsed = JSON.parse(text) as UsersFile
-  if (parsed?.format !== 'edfs-users' || parsed.version !== 1 || typeof parsed.users !== 'object') {
-    throw new Error(`${file} is not an edfs users file`)
-  }
+  if (parsed?.format !== 'edfs-users' || typeof parsed.users !== 'object') throw new Error(`${file} is not an edfs users file`)
+  if (parsed.version !== 1 && parsed.version !== USERS_VERSION) throw new Error(`${file} has users file version ${parsed.version}; this edfs reads 1 and ${USERS_VERSION}`)
   return parsed.users
 }
 
@@ -68,7 +81,7 @@ export async function updateUsers(file: string, change: (users: Record<string, U
   try {
     const users = readUsersSync(file)
     change(users)
-    const body: UsersFile = { format: 'edfs-users', version: 1, users }
+    const body: UsersFile = { format: 'edfs-users', version: USERS_VERSION, users }
     writeFileAtomicSync(file, `${JSON.stringify(body, null, 2)}\n`, 0o600)
   } finally {
     lock.release()
@@ -84,11 +97,29 @@ export class UserTable {
 
   constructor(private readonly file: string) {}
 
-  /** The user's verifier, or null. `maxAgeMs` bounds how stale the cached file may be. */
-  async get(name: string, maxAgeMs = 0): Promise<Verifier | null> {
+  /** The user's verifiers (the password, and one being introduced), or null. `maxAgeMs` bounds how stale the cached file may be. */
+  async get(name: string, maxAgeMs = 0): Promise<Verifier[] | null> {
     if (Date.now() - this.checkedAt > maxAgeMs) await this.refresh()
     const e = Object.prototype.hasOwnProperty.call(this.users, name) ? this.users[name] : undefined
-    return e ? toVerifier(e) : null
+    return e ? verifiersOf(e) : null
+  }
+
+  /**
+   * The user's own password change (POST /v1/auth/password). `replace`: the new keys become the
+   * only ones. Otherwise they become `next`, beside the keys the caller logged in with (`current`,
+   * a StoredKey; promoted if it was `next`), so the caller's password keeps working. Same salt
+   * and parameters. (Synchronous file work under the users lock: rare, and small.)
+   */
+  async changeKeys(name: string, keys: { storedKey: string; serverKey: string }, replace: boolean, current: string): Promise<void> {
+    await updateUsers(this.file, (users) => {
+      const e = users[name]
+      if (!e) throw new Error(`no user ${name}`)
+      const { next, ...main } = e
+      if (replace) users[name] = { ...main, ...keys }
+      else if (next && next.storedKey === current) users[name] = { ...main, ...next, next: keys }
+      else users[name] = { ...main, next: keys }
+    })
+    this.checkedAt = 0
   }
 
   private refresh(): Promise<void> {

@@ -17,6 +17,7 @@ import { registerStatus } from './commands/status'
 import { registerGc } from './commands/gc'
 import { registerSync } from './commands/sync'
 import { registerServers } from './commands/servers'
+import { registerPasswd } from './commands/passwd'
 
 const VERSION: string = require('../../../package.json').version
 
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerCat(program)
   registerStatus(program)
   registerServers(program)
+  registerPasswd(program)
   registerGc(program)
   registerQuickstart(program)
   return program

@@ -5,12 +5,13 @@ export interface PasswordSource {
   passwordStdin?: boolean
 }
 
-export async function readPassword(opts: PasswordSource, prompt = 'Password: ', confirm = false): Promise<string> {
+/** `envVar`: the environment variable that may hold it (EDFS_PASSWORD; edfs passwd's new one: EDFS_NEW_PASSWORD). */
+export async function readPassword(opts: PasswordSource, prompt = 'Password: ', confirm = false, envVar = 'EDFS_PASSWORD'): Promise<string> {
   let password: string
   if (opts.passwordStdin) password = (await readAllStdin()).replace(/\r?\n$/, '')
-  else if (process.env.EDFS_PASSWORD !== undefined) password = process.env.EDFS_PASSWORD
+  else if (process.env[envVar] !== undefined) password = process.env[envVar]!
   else {
-    if (!process.stdin.isTTY) throw new UsageError('no password: use --password-stdin, set EDFS_PASSWORD, or run on a terminal')
+    if (!process.stdin.isTTY) throw new UsageError(`no password: use --password-stdin, set ${envVar}, or run on a terminal`)
     password = await promptHidden(prompt)
     if (confirm && (await promptHidden('Again: ')) !== password) throw new UsageError('the two passwords differ')
   }

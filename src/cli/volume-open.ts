@@ -38,10 +38,14 @@ export async function connect(config: ClientConfig, password: string, log?: (lin
   }
 }
 
+/** The key file wrapped for the next password while `edfs passwd` changes it (both open the volume). */
+export const KEYFILE_NEXT_RECORD = 'keyfile-next'
+
 /** The distinct key files the servers hold (normally one); a copy that does not parse is skipped. */
 export async function fetchKeyFiles(cluster: Cluster): Promise<KeyFile[]> {
   const seen = new Map<string, KeyFile>()
-  for (const copy of await cluster.readRecordEverywhere(KEYFILE_RECORD)) {
+  const copies = [...(await cluster.readRecordEverywhere(KEYFILE_RECORD)), ...(await cluster.readRecordEverywhere(KEYFILE_NEXT_RECORD))]
+  for (const copy of copies) {
     if (!copy.value) continue
     try {
       const kf = parseKeyFile(copy.value)
@@ -69,11 +73,18 @@ export async function unlockAny(keyFiles: KeyFile[], password: string): Promise<
   throw last ?? new UsageError('the servers hold no volume for this user: run `edfs init` first')
 }
 
+/** The password does not open this key file. */
+export class WrongPasswordError extends UsageError {
+  constructor() {
+    super('wrong password: it does not open this volume\'s key file')
+  }
+}
+
 export async function unlock(keyFile: KeyFile, password: string): Promise<VolumeKeys> {
   try {
     return deriveVolumeKeys(await unwrapMasterKey(keyFile, password))
   } catch (err) {
-    if (err instanceof WrongPassphraseError) throw new UsageError('wrong password: it does not open this volume\'s key file')
+    if (err instanceof WrongPassphraseError) throw new WrongPasswordError()
     throw err
   }
 }
@@ -106,7 +117,9 @@ export async function openSession(opts: { config?: string; password: string; log
     try {
       keys = await unlock(parseKeyFile(await readFile(local)), opts.password)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      // No local copy, or one wrapped for another password (edfs passwd on another machine, or
+      // interrupted here): the servers' copies decide, and the one that opens becomes the local one.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(err instanceof WrongPasswordError)) throw err
       const found = await unlockAny(await fetchKeyFiles(cluster), opts.password)
       await writePrivateFile(local, serializeKeyFile(found.keyFile).toString('utf8'))
       keys = found.keys

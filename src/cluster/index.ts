@@ -185,6 +185,21 @@ export class Cluster {
     return { added: added.map((m) => m.url), removed: removed.map((m) => m.url) }
   }
 
+  /**
+   * Changes the user's login on every member (all must be up: a server left out would refuse the
+   * new password). `replace` false: both passwords log in afterwards; true: only the new one.
+   * `onServer` is called after each server took it.
+   */
+  async changePassword(newPassword: string, replace: boolean, onServer?: (server: string) => void): Promise<void> {
+    this.open()
+    const down = this.pool.members.filter((m) => !m.up)
+    if (down.length) throw new ClusterConfigError(`server ${down[0]!.name} (${down[0]!.url}) is down: every server must take the new password`)
+    for (const m of this.pool.members) {
+      await m.call((c) => c.changePassword(newPassword, replace), true)
+      onServer?.(m.name)
+    }
+  }
+
   /** Asks one member for this user's stats now: throws when it does not answer or refuses the login. */
   async checkLogin(server: string): Promise<void> {
     this.open()

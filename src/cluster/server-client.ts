@@ -35,6 +35,9 @@ interface Answer {
 interface Session {
   id: string
   key: Buffer
+  /** The user's salt and scrypt parameters, as the login's challenge gave them. */
+  salt: Buffer
+  params: { N: number; r: number; p: number }
 }
 
 /** Largest answer read into a buffer sized from its content-length before the bytes arrive. */
@@ -180,7 +183,18 @@ export class ServerClient {
     if (serverSignature(keys.serverKey, message).toString('base64') !== login.serverSignature) {
       throw new ServerError(401, 'unauthorized', 'the server could not prove it knows this user (wrong server or tampered users file)', this.url)
     }
-    return { id: login.session, key: sessionKey(keys.clientKey, message) }
+    return { id: login.session, key: sessionKey(keys.clientKey, message), salt: Buffer.from(ch.salt, 'base64'), params: { N: ch.N, r: ch.r, p: ch.p } }
+  }
+
+  /**
+   * Changes this user's login password on the server: `replace` false adds `newPassword` beside the
+   * current one (both log in), true makes it the only one. Keeps the salt and parameters.
+   */
+  async changePassword(newPassword: string, replace: boolean): Promise<void> {
+    const session = await this.currentSession()
+    const keys = await deriveKeys(newPassword, session.salt, session.params)
+    const body = { storedKey: keys.storedKey.toString('base64'), serverKey: keys.serverKey.toString('base64'), replace }
+    await this.signed('POST', ROUTES.password, Buffer.from(JSON.stringify(body)))
   }
 
   /** A signed request; logs in again once when the server forgot the session (e.g. it restarted). */

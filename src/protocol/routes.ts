@@ -7,6 +7,7 @@ export const ROUTES = {
   stats: `${API}/stats`,
   challenge: `${API}/auth/challenge`,
   login: `${API}/auth/login`,
+  password: `${API}/auth/password`,
   blobs: `${API}/blobs`,
   blobsHave: `${API}/blobs/have`,
   blobsVerify: `${API}/blobs/verify`,

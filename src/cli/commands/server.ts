@@ -85,7 +85,7 @@ Examples:
       process.stderr.write(`edfs: user ${name} added\n`)
     })
 
-  userCmd('passwd', 'change a user\'s password (sessions of that user end)')
+  userCmd('passwd', 'administrator\'s reset of a user\'s login on this server only (not the volume\'s key file: users change their password with `edfs passwd`)')
     .option('--password-stdin', 'read the new password from standard input')
     .addHelpText('after', `
 Examples:
@@ -101,7 +101,11 @@ Examples:
         if (!users[name]) throw new UsageError(`no user ${name} in ${file}`)
         users[name] = entry
       })
-      process.stderr.write(`edfs: password of ${name} changed\n`)
+      process.stderr.write(
+        `edfs: the login password of ${name} on this server changed (their sessions here end).\n` +
+          'edfs: not changed: the other servers, and the key file of their volume, which still opens with the old password only.\n' +
+          'edfs: to change a volume\'s password, the user runs `edfs passwd` (login on every server and key file together).\n',
+      )
     })
 
   userCmd('userdel', 'remove a user (their data stays unless --purge)')
