@@ -3,8 +3,11 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { ServerClient } from '../../src/cluster/server-client'
-import { SIGNATURE_WINDOW_MS } from '../../src/protocol'
-import { TEST_USER, runEdfs, startServer } from '../helpers/servers'
+import { writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { AUTH_SCRYPT, SIGNATURE_WINDOW_MS, makeVerifier } from '../../src/protocol'
+import { fromVerifier, parseUsers } from '../../servers/users'
+import { TEST_USER, runEdfs, startServer, tmpDir } from '../helpers/servers'
 import { authHeader, login, raw, signed } from './raw'
 
 t.test('authentication', async (t) => {
@@ -141,4 +144,17 @@ t.test('a declared body over the limit gets 413 at once, not after the idle time
   t.equal(r.json().error, 'payload-too-large')
   t.ok(Date.now() - t0 < 5000, `answered in ${Date.now() - t0} ms`)
   t.equal(r.headers.connection, 'close', 'and the connection closes (the body is not read)')
+})
+
+t.test('a users file of version 1 (before `next`) still serves logins; an unknown version is refused', async (t) => {
+  const dataDir = tmpDir(t)
+  // Written exactly as the released version 1 wrote it.
+  const v1 = { format: 'edfs-users', version: 1, users: { [TEST_USER.name]: fromVerifier(await makeVerifier(TEST_USER.password, AUTH_SCRYPT)) } }
+  await writeFile(path.join(dataDir, 'users.json'), `${JSON.stringify(v1, null, 2)}\n`, { mode: 0o600 })
+  const server = await startServer(t, { dataDir, users: [] })
+  const c = new ServerClient({ url: server.url, user: TEST_USER.name, password: TEST_USER.password })
+  t.teardown(() => c.close())
+  await c.login()
+  t.pass('a version 1 users file logs in')
+  t.throws(() => parseUsers(JSON.stringify({ ...v1, version: 3 }), 'users.json'), /users file version 3; this edfs reads 1 and 2/)
 })
