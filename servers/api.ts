@@ -70,6 +70,7 @@ export function apiResources(ctx: ApiContext): Resource[] {
 
   return [
     {
+      name: 'health',
       pattern: /^\/v1\/health$/,
       auth: false,
       methods: {
@@ -80,16 +81,19 @@ export function apiResources(ctx: ApiContext): Resource[] {
       },
     },
     {
+      name: 'auth/challenge',
       pattern: /^\/v1\/auth\/challenge$/,
       auth: false,
       methods: { POST: async (rc) => sendJson(rc.res, 200, await ctx.auth.challenge(await receiveJson(rc.req, 4096, idle), rc.addr)) },
     },
     {
+      name: 'auth/login',
       pattern: /^\/v1\/auth\/login$/,
       auth: false,
       methods: { POST: async (rc) => sendJson(rc.res, 200, await ctx.auth.login(await receiveJson(rc.req, 4096, idle), rc.addr)) },
     },
     {
+      name: 'auth/password',
       pattern: /^\/v1\/auth\/password$/,
       auth: true,
       bodyMethods: ['POST'],
@@ -101,6 +105,7 @@ export function apiResources(ctx: ApiContext): Resource[] {
       },
     },
     {
+      name: 'stats',
       pattern: /^\/v1\/stats$/,
       auth: true,
       methods: {
@@ -115,6 +120,7 @@ export function apiResources(ctx: ApiContext): Resource[] {
       },
     },
     {
+      name: 'scrub',
       pattern: /^\/v1\/scrub$/,
       auth: true,
       methods: {
@@ -123,6 +129,7 @@ export function apiResources(ctx: ApiContext): Resource[] {
       },
     },
     {
+      name: 'blobs/verify',
       pattern: /^\/v1\/blobs\/verify$/,
       auth: true,
       bodyMethods: ['POST'],
@@ -145,6 +152,7 @@ export function apiResources(ctx: ApiContext): Resource[] {
       },
     },
     {
+      name: 'blobs/have',
       pattern: /^\/v1\/blobs\/have$/,
       auth: true,
       bodyMethods: ['POST'],
@@ -157,6 +165,7 @@ export function apiResources(ctx: ApiContext): Resource[] {
       },
     },
     {
+      name: 'blobs',
       pattern: /^\/v1\/blobs$/,
       auth: true,
       methods: {
@@ -175,6 +184,7 @@ export function apiResources(ctx: ApiContext): Resource[] {
       },
     },
     {
+      name: 'blob',
       pattern: /^\/v1\/blobs\/(.+)$/,
       auth: true,
       bodyMethods: ['PUT'],
@@ -200,6 +210,7 @@ export function apiResources(ctx: ApiContext): Resource[] {
       },
     },
     {
+      name: 'record',
       pattern: /^\/v1\/records\/(.+)$/,
       auth: true,
       bodyMethods: ['PUT'],

@@ -9,6 +9,7 @@ import { Authenticator } from './auth'
 import { ClientGoneError, HttpError } from './errors'
 import { sendError } from './respond'
 import { Resource, match } from './router'
+import { ServerMetrics } from './metrics'
 import { SpaceGuard } from './space'
 import { TrafficStats } from './stats'
 
@@ -18,6 +19,7 @@ export interface FrontOptions {
   tls?: { cert: Buffer; key: Buffer }
   requestTimeoutMs: number
   log: (line: string) => void
+  metrics?: ServerMetrics
 }
 
 const SHA_RE = /^[0-9a-f]{64}$/
@@ -79,8 +81,15 @@ export class HttpFront {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const addr = req.socket.remoteAddress ?? 'unknown'
     if (this.closing) res.shouldKeepAlive = false
+    let route = 'unknown'
+    if (this.opts.metrics) {
+      const t0 = performance.now()
+      const metrics = this.opts.metrics
+      res.once('finish', () => metrics.observe(route, req.method ?? '', res.statusCode, (performance.now() - t0) / 1000))
+    }
     try {
       const m = match(this.resources, req.method ?? 'GET', req.url ?? '/')
+      route = m.resource.name
       let user = ''
       let storedKey: Buffer | undefined
       if (m.resource.auth) {

@@ -11,6 +11,8 @@ import { UserTable } from './users'
 import { diskId } from './disk-id'
 import { SpaceGuard } from './space'
 import { Scrubber } from './scrub'
+import { serveMetrics } from '../src/protocol'
+import { ServerMetrics } from './metrics'
 import { rm, readdir } from 'node:fs/promises'
 import path from 'node:path'
 
@@ -30,6 +32,8 @@ export interface StorageServerOptions {
   sessionTtlMs?: number
   /** One full background scrub pass per this many ms; 0: none. Default 7 days. */
   scrubPeriodMs?: number
+  /** Serve Prometheus metrics on this address (GET /metrics); off by default. */
+  metrics?: { host: string; port: number }
   version?: string
   log?: (line: string) => void
 }
@@ -37,6 +41,8 @@ export interface StorageServerOptions {
 export interface StorageServer {
   url: string
   id: string
+  /** Where the metrics are served, when they are. */
+  metricsUrl?: string
   /** Stops accepting, lets in-flight requests finish for `graceMs`, aborts the rest, clears tmp/. */
   close(graceMs?: number): Promise<void>
 }
@@ -57,6 +63,7 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
   const traffic = new TrafficStats()
   let front: HttpFront
   let url: string
+  let metricsServer: { url: string; close(): Promise<void> } | undefined
   const stores = new UserStores(layout)
   const scrubber = new Scrubber(stores, layout.scrubStateFile, () => layout.tmpFile(), opts.scrubPeriodMs ?? DEFAULT_SCRUB_PERIOD_MS, log)
   try {
@@ -66,11 +73,14 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
       id: identity.id, disk: await diskId(layout.root, identity.id), version: opts.version ?? '0', space, auth, stores, scrubber, traffic,
       maxBlobSize: opts.maxBlobSize ?? DEFAULT_MAX_BLOB_SIZE, requestTimeoutMs,
     })
-    front = new HttpFront(resources, auth, traffic, space, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 7001, tls: opts.tls, requestTimeoutMs, log })
+    const metrics = opts.metrics ? new ServerMetrics(stores, traffic, scrubber) : undefined
+    front = new HttpFront(resources, auth, traffic, space, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 7001, tls: opts.tls, requestTimeoutMs, log, metrics })
     url = await front.listen()
+    if (metrics && opts.metrics) metricsServer = await serveMetrics(metrics.registry, opts.metrics.host, opts.metrics.port)
     await scrubber.start()
   } catch (err) {
     await scrubber.stop()
+    await metricsServer?.close()
     auth.close()
     identity.lock.release()
     throw err
@@ -78,9 +88,11 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
   return {
     url,
     id: identity.id,
+    metricsUrl: metricsServer?.url,
     async close(graceMs = 3000) {
       try {
         await scrubber.stop()
+        await metricsServer?.close()
         await front.close(graceMs)
       } finally {
         auth.close()

@@ -21,6 +21,8 @@ export interface RequestContext {
 export type Handler = (rc: RequestContext) => Promise<void>
 
 export interface Resource {
+  /** How metrics name the route (never the raw path: ids would make endless labels). */
+  name: string
   pattern: RegExp
   /** Signed requests only. */
   auth: boolean

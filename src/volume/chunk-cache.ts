@@ -30,6 +30,10 @@ export class ChunkCache {
     })
   }
 
+  /** Reads served from memory, and reads that had to ask the servers (for metrics). */
+  hits = 0
+  misses = 0
+
   get bytes(): number {
     return this.lru.calculatedSize
   }
@@ -37,6 +41,7 @@ export class ChunkCache {
   /** The whole plaintext of a chunk (ref.len bytes). */
   async chunk(fileId: Buffer, index: number, ref: ChunkRef): Promise<Buffer> {
     if (!isBlobRef(ref)) return ref.inline
+    this.count(this.lru.has(chunkKey(ref)))
     const v = await this.lru.fetch(chunkKey(ref), { context: { fileId, index, ref } })
     return v!
   }
@@ -45,8 +50,12 @@ export class ChunkCache {
   async range(fileId: Buffer, index: number, ref: ChunkRef, start: number, end: number): Promise<Buffer> {
     if (!isBlobRef(ref)) return ref.inline.subarray(start, end)
     const whole = this.lru.get(chunkKey(ref))
-    if (whole) return whole.subarray(start, end)
+    if (whole) {
+      this.hits++
+      return whole.subarray(start, end)
+    }
     const span = blockSpan(start, end, ref.blob ?? ref.len)
+    this.count(Array.from({ length: span.lastBlock - span.firstBlock + 1 }, (_, k) => span.firstBlock + k).every((b) => this.lru.has(blockKey(ref, b))))
     const blocks = await Promise.all(
       Array.from({ length: span.lastBlock - span.firstBlock + 1 }, (_, k) => {
         const block = span.firstBlock + k
@@ -56,6 +65,11 @@ export class ChunkCache {
     const joined = blocks.length === 1 ? blocks[0]! : Buffer.concat(blocks)
     const offset = span.firstBlock * BLOCK_SIZE
     return joined.subarray(start - offset, end - offset)
+  }
+
+  private count(hit: boolean): void {
+    if (hit) this.hits++
+    else this.misses++
   }
 
   /** Starts loading a chunk in the background (read-ahead); errors surface on the real read. */

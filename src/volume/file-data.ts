@@ -109,7 +109,7 @@ export class FileState {
 
 /** A counting budget that writers wait on (back-pressure) instead of growing memory. */
 class Budget {
-  private used = 0
+  used = 0
   private waiters: (() => void)[] = []
 
   constructor(private readonly limit: number) {}
@@ -199,6 +199,11 @@ export class FileData {
     await Promise.all(parts)
     if (sequential) this.readAhead(f, last)
     return end - position
+  }
+
+  /** Bytes of write buffers held now (data not yet stored). */
+  get dirtyBytes(): number {
+    return this.memory.used
   }
 
   /** ENOSPC while the servers recently said they are full: a write would only pile up in memory. */

@@ -79,6 +79,8 @@ export class Volume implements FileSystem {
   /** The background repair, when this writer runs one. */
   readonly repair: BackgroundRepair | null
   private lastIoMs = -Infinity
+  /** Commits done, and the time they took (metrics). */
+  readonly commits = { count: 0, seconds: 0, failed: 0 }
 
   private constructor(
     private readonly store: VolumeStore,
@@ -101,7 +103,18 @@ export class Volume implements FileSystem {
       maxUploads,
       readAheadChunks: opts.readAheadChunks ?? 4,
     })
-    this.committer = new GroupCommit(() => this.commitPending())
+    this.committer = new GroupCommit(async () => {
+      const t0 = performance.now()
+      try {
+        await this.commitPending()
+        this.commits.count++
+      } catch (err) {
+        this.commits.failed++
+        throw err
+      } finally {
+        this.commits.seconds += (performance.now() - t0) / 1000
+      }
+    })
     this.gc = opts.backgroundGc && !opts.readOnly ? new BackgroundGc(this, store, { log: opts.log, ...opts.backgroundGc }) : null
     this.gc?.start()
     this.repair = opts.backgroundRepair && !opts.readOnly ? new BackgroundRepair(this, { log: opts.log, ...opts.backgroundRepair }) : null
@@ -375,6 +388,11 @@ export class Volume implements FileSystem {
     const fh = this.addHandle(node, flags)
     if (writable && flags & O_TRUNC) await this.truncateState(this.handle(fh).state, 0)
     return fh
+  }
+
+  /** Bytes written but not yet stored on the servers. */
+  get dirtyBytes(): number {
+    return this.data.dirtyBytes
   }
 
   /** A read or write was served within the last second (background repair waits). */

@@ -149,6 +149,8 @@ export interface MountOpts {
   gcGrace?: number
   /** --repair-pass, hours (0: the queue of degraded writes only). */
   repairPass?: number
+  /** --metrics [host:]port */
+  metrics?: string
 }
 
 /** `edfs mount` in the background; throws if it fails. */
@@ -173,6 +175,7 @@ export async function tryMount(t: Test, vol: E2eVolume, opts: MountOpts = {}): P
   if (opts.gcInterval !== undefined) args.push('--gc-interval', String(opts.gcInterval))
   if (opts.gcGrace !== undefined) args.push('--gc-grace', String(opts.gcGrace))
   if (opts.repairPass !== undefined) args.push('--repair-pass', String(opts.repairPass))
+  if (opts.metrics !== undefined) args.push('--metrics', opts.metrics)
   if (opts.allowOther) {
     args.push('--allow-other')
     await chmod(vol.dir, 0o711) // other uids reach the mount point through it, and list nothing

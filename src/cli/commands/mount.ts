@@ -16,6 +16,8 @@ import { Command } from 'commander'
 import { createFuseOps } from '../../fuse/adapter'
 import { findFuseMount, forceUnmount, mount, prepareMountPoint, probeMountPoint, type Mounted } from '../../fuse/binding'
 import { ClusterConnectError } from '../../cluster'
+import { parseListenAddress, serveMetrics } from '../../protocol'
+import { daemonRegistry } from '../daemon-metrics'
 import { LeaseHeldError } from '../../volume'
 import type { FileSystem } from '../../volume/fs-types'
 import { UsageError } from '../errors'
@@ -38,6 +40,7 @@ interface MountOptions {
   gcGrace: string
   repairPass: string
   repairRate: string
+  metrics?: string
 }
 
 interface UmountOptions {
@@ -62,6 +65,7 @@ export function registerMount(program: Command): void {
     .option('--gc-grace <seconds>', 'a chunk is deleted only once it is this old and has been unreferenced this long', '300')
     .option('--repair-pass <hours>', 'check every chunk\'s copies in the background this often and repair what is short or off home; 0: never (chunks written degraded are still copied home)', '24')
     .option('--repair-rate <size>', 'most bytes per second background repair copies', '32MiB')
+    .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (a bare port: 127.0.0.1)')
     .addHelpText('after', `
 The password comes from --password-stdin, else $EDFS_PASSWORD, else a prompt. The daemon's log and
 pid file are under ~/.local/state/edfs/ (or $XDG_STATE_HOME/edfs/).
@@ -104,6 +108,16 @@ function seconds(text: string, what: string): number {
   const n = Number(text)
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${what}: not a number of seconds: "${text}"`)
   return n * 1000
+}
+
+/** --metrics as host and port (undefined: no metrics). */
+function metricsAddress(opts: MountOptions): { host: string; port: number } | undefined {
+  if (opts.metrics === undefined) return undefined
+  try {
+    return parseListenAddress(opts.metrics)
+  } catch (err) {
+    throw new UsageError(`--metrics: ${(err as Error).message}`)
+  }
 }
 
 /** The daemon's background repair from --repair-pass and --repair-rate. */
@@ -203,6 +217,7 @@ async function startBackground(target: string, opts: MountOptions): Promise<void
   const waitMs = seconds(opts.timeout, '--timeout')
   backgroundGcOptions(opts) // fail here, not in the daemon's log
   repairSettings(opts)
+  metricsAddress(opts)
   seconds(opts.commitInterval, '--commit-interval')
   if (opts.cacheSize) parseSize(opts.cacheSize)
   await checkMountPoint(mountPoint)
@@ -223,6 +238,7 @@ async function startBackground(target: string, opts: MountOptions): Promise<void
     '--commit-interval', opts.commitInterval, '--gc-interval', opts.gcInterval, '--gc-grace', opts.gcGrace,
     '--repair-pass', opts.repairPass, '--repair-rate', opts.repairRate,
   ]
+  if (opts.metrics) args.push('--metrics', opts.metrics)
   if (opts.syncClose) args.push('--sync-close')
   if (opts.readOnly) args.push('--read-only')
   if (opts.allowOther) args.push('--allow-other')
@@ -320,10 +336,11 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
 
   try {
     log(`edfs mount daemon pid ${process.pid}: opening the volume${opts.readOnly ? ' read-only' : ''}`)
+    const metricsAt = metricsAddress(opts)
     const openFs =
       deps.openFs ??
-      ((pw: string) =>
-        openVolume({
+      (async (pw: string) => {
+        const volume = await openVolume({
           config: opts.config,
           readOnly: !!opts.readOnly,
           cacheBytes,
@@ -335,7 +352,16 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
           followMembershipMs: 5000,
           holder: `${hostname()} pid ${process.pid} ${mountPoint}`,
           log,
-        }))
+        })
+        if (!metricsAt) return volume
+        const endpoint = await serveMetrics(daemonRegistry(volume), metricsAt.host, metricsAt.port).catch(async (err: Error) => {
+          await volume.close()
+          throw new UsageError(`--metrics ${opts.metrics}: cannot listen: ${err.message}`)
+        })
+        log(`metrics on ${endpoint.url}`)
+        const close = volume.close.bind(volume)
+        return Object.assign(volume, { close: async () => { await endpoint.close(); await close() } })
+      })
     fs = await openFs(password)
     if (stopping) return
     mounted = await mount(mountPoint, createFuseOps(fs, { log }), { allowOther: !!opts.allowOther, writer: opts.readOnly ? 'others' : 'self', log })

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander'
 import { readFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
-import { AUTH_SCRYPT, isUserName, makeVerifier } from '../../protocol'
+import { AUTH_SCRYPT, isUserName, makeVerifier, parseListenAddress } from '../../protocol'
 import {
   DEFAULT_MAX_BLOB_SIZE, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_SCRUB_PERIOD_MS, DataDirError, Layout, fromVerifier, readUsersSync, startStorageServer, updateUsers,
 } from '../../../servers'
@@ -21,6 +21,7 @@ interface RunOptions {
   maxBlobSize: string
   requestTimeout: string
   scrubPeriod: string
+  metrics?: string
 }
 
 interface UserOptions {
@@ -43,6 +44,7 @@ export function registerServer(program: Command): void {
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--max-blob-size <size>', 'largest blob accepted', '128MiB')
     .addOption(new Option('--request-timeout <ms>', 'longest silence inside a request body, in ms').default(String(DEFAULT_REQUEST_TIMEOUT_MS)))
+    .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (a bare port: 127.0.0.1)')
     .option('--scrub-period <days>', 'check every stored copy against its hash once per this many days, in the background (0: off)', String(DEFAULT_SCRUB_PERIOD_MS / 86_400_000))
     .addHelpText('after', `
 Prints one line when ready: "edfs server listening on http://HOST:PORT id=SERVER_ID".
@@ -154,6 +156,14 @@ async function runServer(opts: RunOptions): Promise<void> {
   if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1) throw new UsageError(`--request-timeout: milliseconds, e.g. 60000`)
   const scrubDays = Number(opts.scrubPeriod)
   if (!/^\d+(\.\d+)?$/.test(opts.scrubPeriod) || !Number.isFinite(scrubDays)) throw new UsageError(`--scrub-period: days, e.g. 7 (0: no background scrub)`)
+  let metrics: { host: string; port: number } | undefined
+  if (opts.metrics !== undefined) {
+    try {
+      metrics = parseListenAddress(opts.metrics)
+    } catch (err) {
+      throw new UsageError(`--metrics: ${(err as Error).message}`)
+    }
+  }
   let tls: { cert: Buffer; key: Buffer } | undefined
   if (opts.tlsCert && opts.tlsKey) {
     try {
@@ -165,7 +175,7 @@ async function runServer(opts: RunOptions): Promise<void> {
   let srv
   try {
     srv = await startStorageServer({
-      dataDir: path.resolve(opts.data), host: opts.host, port, tls, maxBlobSize, requestTimeoutMs, scrubPeriodMs: Math.round(scrubDays * 86_400_000), version: VERSION,
+      dataDir: path.resolve(opts.data), host: opts.host, port, tls, maxBlobSize, requestTimeoutMs, scrubPeriodMs: Math.round(scrubDays * 86_400_000), metrics, version: VERSION,
     })
   } catch (err) {
     if (err instanceof DataDirError) throw new UsageError(err.message)
@@ -175,6 +185,7 @@ async function runServer(opts: RunOptions): Promise<void> {
     throw err
   }
   process.stdout.write(`edfs server listening on ${srv.url} id=${srv.id}\n`)
+  if (srv.metricsUrl) process.stderr.write(`edfs server: metrics on ${srv.metricsUrl}\n`)
   const running = srv
   let stopping = false
   const stop = (signal: NodeJS.Signals) => {

@@ -1,0 +1,49 @@
+// Prometheus metrics of the mount daemon (`edfs mount --metrics ADDR`, off by default): the chunk
+// cache, the write-back pipeline, commits, each server as the daemon sees it, the cluster's
+// failovers and corruptions, background repair. Read from the live objects at scrape time.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { OpenVolume } from './volume-open'
+
+export function daemonRegistry(volume: OpenVolume): Registry {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'edfs_mount_' })
+  const cluster = volume.session.cluster
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({ name, help, registers: [registry], collect() { this.set(read()) } })
+  const counter = (name: string, help: string, read: () => number) => {
+    let last = 0
+    return new Counter({ name, help, registers: [registry], collect() { const now = read(); this.inc(Math.max(0, now - last)); last = now } })
+  }
+  gauge('edfs_mount_cache_bytes', 'Decrypted chunk bytes held in the cache', () => volume.cache.bytes)
+  counter('edfs_mount_cache_hits_total', 'Chunk reads served from the cache', () => volume.cache.hits)
+  counter('edfs_mount_cache_misses_total', 'Chunk reads that asked the servers', () => volume.cache.misses)
+  gauge('edfs_mount_dirty_bytes', 'Bytes written but not yet stored on the servers', () => volume.dirtyBytes)
+  counter('edfs_mount_commits_total', 'Commits of the volume\'s metadata', () => volume.commits.count)
+  counter('edfs_mount_commit_failures_total', 'Commits that failed (retried)', () => volume.commits.failed)
+  counter('edfs_mount_commit_seconds_total', 'Time spent in commits (÷ commits: the mean latency)', () => volume.commits.seconds)
+  const c = cluster.counters
+  counter('edfs_mount_failovers_total', 'Reads that went on to another server', () => c.failovers)
+  counter('edfs_mount_corrupt_copies_total', 'Copies that served bytes failing their check', () => c.corruptions)
+  counter('edfs_mount_degraded_writes_total', 'Blobs stored on fewer than R home servers', () => c.degradedWrites)
+  counter('edfs_mount_retries_total', 'Calls retried after a transient failure', () => c.retries)
+  const perServer = (name: string, help: string, read: (m: ReturnType<typeof cluster.members>[number]) => number) =>
+    new Gauge({
+      name, help, labelNames: ['server'], registers: [registry],
+      collect() {
+        this.reset()
+        for (const m of cluster.members()) this.set({ server: m.url }, read(m))
+      },
+    })
+  perServer('edfs_mount_server_up', '1 while the server answers', (m) => (m.up ? 1 : 0))
+  perServer('edfs_mount_server_health', 'Share of recent calls that succeeded (0..1)', (m) => m.health)
+  perServer('edfs_mount_server_latency_seconds', 'Smoothed latency of recent calls', (m) => (m.latencyMs ?? 0) / 1000)
+  if (volume.repair) {
+    const repair = volume.repair
+    gauge('edfs_mount_repair_queued_blobs', 'Blobs written degraded, waiting to be copied home', () => repair.status().queued)
+    gauge('edfs_mount_repair_last_pass_timestamp_seconds', 'When the last full repair pass finished (0: never)', () => (repair.status().lastPassFinishedAt ?? 0) / 1000)
+    counter('edfs_mount_repair_copies_total', 'Copies written by background repair', () => repair.status().copied)
+    counter('edfs_mount_repair_trimmed_total', 'Surplus copies removed by background repair', () => repair.status().trimmed)
+    counter('edfs_mount_repair_failures_total', 'Blobs background repair could not fix yet', () => repair.status().failed)
+  }
+  return registry
+}

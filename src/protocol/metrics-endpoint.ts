@@ -1,0 +1,36 @@
+// The one HTTP route a metrics listener has (GET /metrics, Prometheus text), for the storage server
+// and the mount daemon alike, and the address syntax of their --metrics flags.
+import { createServer } from 'node:http'
+import { AddressInfo } from 'node:net'
+import type { Registry } from 'prom-client'
+
+/** Serves GET /metrics of `registry` on host:port; resolves to the URL and a close function. */
+export function serveMetrics(registry: Registry, host: string, port: number): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n')
+      return
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+    )
+  })
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      const a = server.address() as AddressInfo
+      const h = a.family === 'IPv6' ? `[${a.address}]` : a.address
+      resolve({ url: `http://${h}:${a.port}/metrics`, close: () => new Promise<void>((r) => server.close(() => r())) })
+    })
+  })
+}
+
+/** "PORT", "HOST:PORT" or "[V6]:PORT" -> host and port; a bare port binds loopback. */
+export function parseListenAddress(text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]+)):(\d+)$/.exec(text)
+  const host = m ? (m[1] ?? m[2]!) : '127.0.0.1'
+  const port = Number(m ? m[3] : text)
+  if (!Number.isInteger(port) || port < 0 || port > 65535 || (!m && !/^\d+$/.test(text))) throw new Error(`not PORT or HOST:PORT: "${text}"`)
+  return { host, port }
+}
