@@ -3,21 +3,34 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
+import { z } from 'zod'
+import { isUserName } from '../protocol'
 import { UsageError } from './errors'
 
-export interface ClientConfig {
-  format: 'edfs-config'
-  version: 1
-  user: string
-  servers: { url: string; id?: string }[]
-  replicas: number
-  writeQuorum: number
-  timeoutMs: number
-  /** PEM file of a CA to trust for https servers. */
-  ca?: string
-  volumeId: string
-  chunkSize: number
-}
+const serverUrl = z.string().refine((u) => {
+  try {
+    return ['http:', 'https:'].includes(new URL(u).protocol)
+  } catch {
+    return false
+  }
+}, 'an http:// or https:// URL')
+
+/** The config file, checked on load: every field, with a message that names it. */
+export const ClientConfigSchema = z.object({
+  format: z.literal('edfs-config'),
+  version: z.literal(1),
+  user: z.string().refine(isUserName, 'a user name: a-z, 0-9, ".", "_", "-" (up to 64)'),
+  servers: z.array(z.object({ url: serverUrl, id: z.string().regex(/^[0-9a-f]{32,64}$/, 'a server id (hex)').optional() })).min(1, 'at least one server'),
+  replicas: z.number().int().min(1),
+  writeQuorum: z.number().int().min(1),
+  timeoutMs: z.number().int().min(1),
+  /** PEM file of a CA to trust for https servers (absolute). */
+  ca: z.string().min(1).optional(),
+  volumeId: z.string(),
+  chunkSize: z.number().int().min(64 * 1024).max(64 * 1024 * 1024),
+})
+
+export type ClientConfig = z.infer<typeof ClientConfigSchema>
 
 export function defaultConfigPath(): string {
   return join(process.env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'edfs', 'config.json')
@@ -42,16 +55,19 @@ export async function loadConfig(path: string): Promise<ClientConfig> {
     }
     throw new UsageError(`cannot read config ${path}: ${(err as Error).message}`)
   }
-  let c: ClientConfig
+  let raw: unknown
   try {
-    c = JSON.parse(text) as ClientConfig
-  } catch {
-    throw new UsageError(`config ${path} is not valid JSON`)
+    raw = JSON.parse(text)
+  } catch (err) {
+    throw new UsageError(`config ${path} is not valid JSON: ${(err as Error).message}`)
   }
-  if (c.format !== 'edfs-config' || c.version !== 1 || !Array.isArray(c.servers) || !c.user) {
-    throw new UsageError(`config ${path} is not an edfs config (version 1)`)
+  const r = ClientConfigSchema.safeParse(raw)
+  if (!r.success) {
+    const where = (p: PropertyKey[]) => p.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('').replace(/^\./, '') || '(top)'
+    const lines = r.error.issues.slice(0, 10).map((i) => `  ${where(i.path)}: ${i.message}`)
+    throw new UsageError(`config ${path} is not a valid edfs config (version 1):\n${lines.join('\n')}\n(fix it, or write a new one with edfs init --force)`)
   }
-  return c
+  return r.data
 }
 
 /** Writes a file atomically with mode 0600 (temp file, then rename). */

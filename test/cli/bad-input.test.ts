@@ -177,3 +177,27 @@ t.test('a writer interrupted with Ctrl-C removes its partial file and gives the 
   const r = await v.run(['mkdir', '/next'])
   t.equal(r.code, 0, `the next writer gets the lease at once: ${r.stderr}`)
 })
+
+t.test('a broken config file: every bad field named, with where it is', async (t) => {
+  const dir = tmpDir(t)
+  const env = { EDFS_PASSWORD: TEST_USER.password }
+  const write = async (name: string, text: string) => {
+    const file = path.join(dir, name)
+    await writeFile(file, text)
+    return file
+  }
+  const notJson = await runEdfs(['ls', '/', '--config', await write('a.json', '{"format": "edfs-config",')], { env })
+  t.equal(notJson.code, 1)
+  t.match(notJson.stderr, /is not valid JSON/)
+  const good = { format: 'edfs-config', version: 1, user: 'alice', servers: [{ url: 'http://127.0.0.1:7001' }], replicas: 2, writeQuorum: 1, timeoutMs: 30000, volumeId: 'v', chunkSize: 4194304 }
+  const bad = { ...good, servers: [{ url: 'http://127.0.0.1:7001' }, { url: 'ftp://x' }], replicas: 0, chunkSize: 'big', user: '../root' }
+  const r = await runEdfs(['ls', '/', '--config', await write('b.json', JSON.stringify(bad))], { env })
+  t.equal(r.code, 1)
+  t.match(r.stderr, /is not a valid edfs config/)
+  t.match(r.stderr, /servers\[1\]\.url: an http:\/\/ or https:\/\/ URL/, 'a bad server URL, by position')
+  t.match(r.stderr, /replicas: .*(>=|at least|too small)/i, 'replicas out of range')
+  t.match(r.stderr, /chunkSize: /, 'chunk size of the wrong type')
+  t.match(r.stderr, /user: a user name/, 'a bad user name')
+  const newer = await runEdfs(['ls', '/', '--config', await write('c.json', JSON.stringify({ ...good, version: 2 }))], { env })
+  t.match(newer.stderr, /version: /, 'an unknown version is named')
+})
