@@ -1,6 +1,7 @@
 // The `edfs` command line: each command lives in its own module under commands/ and registers itself.
 import { Command } from 'commander'
 import { reportAndExit } from './errors'
+import { fromMountHelper } from './mount-helper'
 import { registerFsck } from './commands/fsck'
 import { registerInit } from './commands/init'
 import { registerMount } from './commands/mount'
@@ -47,5 +48,8 @@ export function buildProgram(): Command {
 }
 
 export function main(argv: string[]): void {
-  buildProgram().parseAsync(argv).catch(reportAndExit)
+  const program = buildProgram()
+  fromMountHelper(argv, new Set(program.commands.flatMap((c) => [c.name(), ...c.aliases()])))
+    .then((helper) => program.parseAsync(helper ?? argv))
+    .catch(reportAndExit)
 }

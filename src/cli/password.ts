@@ -1,4 +1,6 @@
-// Where a password comes from: --password-stdin, else EDFS_PASSWORD, else a prompt on the terminal.
+// Where a password comes from: --password-stdin, else EDFS_PASSWORD, else the file named by
+// EDFS_PASSWORD_FILE, else a prompt on the terminal.
+import { readFile } from 'node:fs/promises'
 import { UsageError } from './errors'
 
 export interface PasswordSource {
@@ -8,8 +10,17 @@ export interface PasswordSource {
 /** `envVar`: the environment variable that may hold it (EDFS_PASSWORD; edfs passwd's new one: EDFS_NEW_PASSWORD). */
 export async function readPassword(opts: PasswordSource, prompt = 'Password: ', confirm = false, envVar = 'EDFS_PASSWORD'): Promise<string> {
   let password: string
+  const file = process.env[`${envVar}_FILE`]
   if (opts.passwordStdin) password = (await readAllStdin()).replace(/\r?\n$/, '')
   else if (process.env[envVar] !== undefined) password = process.env[envVar]!
+  else if (file !== undefined) {
+    // A file (a systemd credential, a Docker secret): the password never sits in the environment.
+    try {
+      password = (await readFile(file, 'utf8')).replace(/\r?\n$/, '')
+    } catch (err) {
+      throw new UsageError(`${envVar}_FILE=${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    }
+  }
   else {
     if (!process.stdin.isTTY) throw new UsageError(`no password: use --password-stdin, set ${envVar}, or run on a terminal`)
     password = await promptHidden(prompt)

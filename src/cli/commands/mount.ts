@@ -18,6 +18,7 @@ import { findFuseMount, forceUnmount, mount, prepareMountPoint, probeMountPoint,
 import { ClusterConnectError } from '../../cluster'
 import { parseListenAddress, serveMetrics } from '../../protocol'
 import { daemonRegistry } from '../daemon-metrics'
+import { MOUNT_OPTIONS_HELP } from '../mount-helper'
 import { LeaseHeldError } from '../../volume'
 import type { FileSystem } from '../../volume/fs-types'
 import { UsageError } from '../errors'
@@ -79,6 +80,12 @@ Durability: close returns once the file is in the daemon's write-back pipeline, 
 committed within --commit-interval. fsync, \`edfs sync\` and umount return once everything written
 before them is on the servers. If the daemon is killed, at most the changes of the last interval
 that no fsync or sync covered are lost, and the volume shows a state as of some earlier moment.
+
+As a file system type (mount.fuse runs \`edfs CONFIG MOUNTPOINT -o OPTIONS\`):
+  mount -t fuse.edfs /etc/edfs/config.json /mnt/dfs -o password_file=/etc/edfs/password,allow_other
+  fstab: /etc/edfs/config.json /mnt/dfs fuse.edfs password_file=/etc/edfs/password,_netdev,nofail 0 0
+${MOUNT_OPTIONS_HELP}
+umount /mnt/dfs (or fusermount -u) flushes and commits like edfs umount.
 
 Examples:
   edfs mount /mnt/dfs
