@@ -6,6 +6,7 @@ import { FsError, Inode, VolumeOptions } from '../volume'
 import { splitPath } from '../volume/paths'
 import { UsageError } from './errors'
 import { readPassword } from './password'
+import { LocalMount, commitMount, localMountOf } from './beside-mount'
 import { OpenVolume, openVolume } from './volume-open'
 
 export interface CommonOptions {
@@ -98,11 +99,32 @@ export async function withVolume<T>(
   readOnly: boolean,
   fn: (volume: OpenVolume, signal: AbortSignal) => Promise<T>,
   volumeOptions: Partial<VolumeOptions> = {},
+  /**
+   * A writer's way through this machine's mount, when its daemon holds the lease (beside-mount.ts):
+   * given the volume read-only as of the mount's latest commit, for the same checks.
+   */
+  besideMount?: (mount: LocalMount, volume: OpenVolume, signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
   const password = await readPassword(opts)
   const trap = trapInterrupts()
   try {
-    const volume = await openVolume({ config: opts.config, readOnly, password, log: warn, ...volumeOptions })
+    let volume: OpenVolume
+    try {
+      volume = await openVolume({ config: opts.config, readOnly, password, log: warn, ...volumeOptions })
+    } catch (err) {
+      const mount = besideMount && !readOnly ? await localMountOf(err) : null
+      if (!mount) throw err
+      warn(`edfs: the volume is mounted read-write at ${mount.dir} on this machine: going through the mount`)
+      await commitMount(mount)
+      const current = await openVolume({ config: opts.config, readOnly: true, password, log: warn })
+      try {
+        const result = await besideMount!(mount, current, trap.signal)
+        await commitMount(mount)
+        return result
+      } finally {
+        await current.close()
+      }
+    }
     let result: T
     try {
       result = await fn(volume, trap.signal)

@@ -7,6 +7,8 @@ import { UsageError } from '../errors'
 import { CommonOptions, warn, withCommonOptions, withVolume, writeStdout } from '../file-commands'
 import { formatSize } from '../units'
 
+const GRACE_DEFAULT = '1h'
+
 interface GcOptions extends CommonOptions {
   dryRun?: boolean
   grace: string
@@ -19,10 +21,11 @@ export function registerGc(program: Command): void {
       .description('delete chunks and metadata blobs that nothing references any more, after a grace period'),
   )
     .option('-n, --dry-run', 'show what would be freed, delete nothing')
-    .option('--grace <duration>', 'keep unreferenced blobs younger than this (e.g. 0, 90s, 30m, 1h, 2d)', '1h')
+    .option('--grace <duration>', 'keep unreferenced blobs younger than this (e.g. 0, 90s, 30m, 1h, 2d)', GRACE_DEFAULT)
     .addHelpText('after', `
-gc takes the volume's write lease (like put), so it cannot run while the volume is mounted
-read-write; the mount daemon collects garbage itself in the background (edfs mount --gc-interval).
+gc takes the volume's write lease (like put). While the volume is mounted read-write on this
+machine, gc asks that mount's daemon for a pass instead (it collects in the background anyway,
+edfs mount --gc-interval, with its own --gc-grace).
 The grace period protects data that a writer uploaded but has not committed yet (for example a put
 running on another machine that lost its lease).
 
@@ -58,5 +61,10 @@ async function gc(opts: GcOptions): Promise<void> {
     if (r.referencedMissing > 0) lines.push(`warning: ${r.referencedMissing} referenced blobs are on no live server (see edfs fsck)`)
     await writeStdout(`${lines.join('\n')}\n`)
     if (r.failed.length > 0) throw new UsageError(`${r.failed.length} blobs could not be deleted (first: ${r.failed[0]!.id}: ${r.failed[0]!.reason})`)
+  }, {}, async (mount) => {
+    // The daemon holds the lease and collects garbage itself, with its own --gc-grace: ask it for a pass now.
+    if (opts.dryRun || opts.grace !== GRACE_DEFAULT) throw new UsageError(`--dry-run and --grace are not available while ${mount.dir} is mounted: its daemon collects with its own --gc-grace`)
+    process.kill(mount.pid, 'SIGUSR2')
+    await writeStdout(`asked the mount's daemon (pid ${mount.pid}, ${mount.dir}) for a garbage collection pass now; what it frees is in its log\n`)
   })
 }

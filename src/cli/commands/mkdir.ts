@@ -1,6 +1,8 @@
 // `edfs mkdir [-p] PATH...`: create directories in the volume.
 import { Command } from 'commander'
 import { FsError } from '../../volume'
+import { mkdir } from 'node:fs/promises'
+import { mountError, onMount } from '../beside-mount'
 import { CommonOptions, checkAborted, lookup, remotePath, withCommonOptions, withVolume } from '../file-commands'
 
 interface MkdirOptions extends CommonOptions {
@@ -45,5 +47,7 @@ async function mkdirs(args: string[], opts: MkdirOptions): Promise<void> {
         else if (node.kind !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${at}`)
       }
     }
+  }, {}, async (mount, _volume) => {
+    for (const path of paths) await mkdir(onMount(mount, path), { recursive: !!opts.parents, mode }).catch((err) => Promise.reject(mountError(err, path)))
   })
 }

@@ -340,6 +340,13 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
   process.on('SIGTERM', () => void stop('SIGTERM'))
   process.on('SIGINT', () => void stop('SIGINT'))
   process.on('SIGHUP', () => log('SIGHUP ignored (use edfs umount)'))
+  // `edfs gc` beside this mount asks for a pass now (the daemon holds the lease, so it collects).
+  process.on('SIGUSR2', () => {
+    const gc = (fs as { gc?: { pass(): Promise<void> } | null } | undefined)?.gc
+    if (!gc) return log('gc requested, but this mount collects no garbage (read-only, or --gc-interval 0)')
+    log('gc requested (edfs gc): a pass now')
+    void gc.pass()
+  })
 
   try {
     log(`edfs mount daemon pid ${process.pid}: opening the volume${opts.readOnly ? ' read-only' : ''}`)

@@ -1,7 +1,10 @@
 // `edfs mv SOURCE... DEST`: rename or move inside the volume (metadata only; no data is copied).
 import { Command } from 'commander'
+import { rename } from 'node:fs/promises'
+import { mountError, onMount } from '../beside-mount'
 import { UsageError } from '../errors'
 import { CommonOptions, checkAborted, lookup, remoteBasename, remoteJoin, remotePath, withCommonOptions, withVolume } from '../file-commands'
+import { OpenVolume } from '../volume-open'
 
 interface MvOptions extends CommonOptions {
   /** false with --no-clobber */
@@ -33,17 +36,28 @@ async function mv(args: string[], opts: MvOptions): Promise<void> {
   const dest = remotePath(args[args.length - 1]!)
   for (const s of sources) if (s === '/') throw new UsageError('cannot move the root directory')
   const noClobber = opts.clobber === false
-  await withVolume(opts, false, async (volume, signal) => {
+  /** Each source and where it goes, checked against the volume as it is (cp/mv rules for DEST). */
+  const targets = (volume: OpenVolume): { src: string; target: string }[] => {
     const destNode = lookup(volume, dest)
     const intoDir = destNode?.kind === 'dir'
     if (sources.length > 1 && !intoDir) throw new UsageError(destNode ? `target ${dest} is not a directory` : `target directory ${dest} does not exist`)
-    for (const src of sources) {
-      checkAborted(signal)
+    return sources.flatMap((src) => {
       volume.namespace.resolve(src)
       const target = intoDir ? remoteJoin(dest, remoteBasename(src)) : dest
-      if (target === src) continue
+      if (target === src) return []
       if (noClobber && lookup(volume, target)) throw new UsageError(`${target} exists (--no-clobber)`)
+      return [{ src, target }]
+    })
+  }
+  await withVolume(opts, false, async (volume, signal) => {
+    for (const { src, target } of targets(volume)) {
+      checkAborted(signal)
       await volume.rename(src, target)
+    }
+  }, {}, async (mount, volume, signal) => {
+    for (const { src, target } of targets(volume)) {
+      checkAborted(signal)
+      await rename(onMount(mount, src), onMount(mount, target)).catch((err) => Promise.reject(mountError(err, target)))
     }
   })
 }

@@ -3,11 +3,12 @@
 // 1 MiB blocks, several at a time; each file is committed when it is complete, so an interrupted put
 // leaves whole files only (the file in flight is removed).
 import { Stats } from 'node:fs'
-import { lstat, open, readdir, readlink, stat } from 'node:fs/promises'
+import { chmod, copyFile, lstat, mkdir, open, readdir, readlink, stat, symlink, unlink } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { Command } from 'commander'
 import { Inode, O_TRUNC, O_WRONLY } from '../../volume'
 import { checkName } from '../../volume/paths'
+import { mountError, onMount } from '../beside-mount'
 import { UsageError } from '../errors'
 import { CommonOptions, checkAborted, lookup, remotePath, remoteJoin, withCommonOptions, withVolume } from '../file-commands'
 import { Progress, summary } from '../progress'
@@ -89,7 +90,32 @@ async function put(paths: string[], opts: PutOptions): Promise<void> {
       progress.finish()
     }
     if (!opts.quiet && process.stderr.isTTY) process.stderr.write(`put ${files.length} file(s), ${summary(progress.bytes, progress.seconds)}\n`)
-  }, { cacheBytes: 160 * 1024 * 1024, maxDirtyBytes: 128 * 1024 * 1024, maxUploads: 16 })
+  }, { cacheBytes: 160 * 1024 * 1024, maxDirtyBytes: 128 * 1024 * 1024, maxUploads: 16 }, async (mount, volume, signal) => {
+    // The same plan and checks; the writes go through the mount.
+    const items = await plan(volume, sources, dest, !!opts.force)
+    const files = items.filter((i): i is FileItem => i.kind === 'file')
+    const progress = new Progress('put', files.reduce((n, f) => n + f.size, 0), files.length, opts.quiet)
+    try {
+      for (const item of items) {
+        checkAborted(signal)
+        const there = onMount(mount, item.remote)
+        const done = (p: Promise<unknown>) => p.catch((err) => Promise.reject(mountError(err, item.remote)))
+        if (item.kind === 'dir' && !item.existed) await done(mkdir(there, { mode: item.mode }))
+        if (item.kind === 'symlink') {
+          if (item.existed) await done(unlink(there))
+          await done(symlink(await readlink(item.local), there))
+        }
+      }
+      await runPool(files, FILES_IN_FLIGHT, signal, async (file) => {
+        await copyFile(file.local, onMount(mount, file.remote)).catch((err) => Promise.reject(mountError(err, file.remote)))
+        await chmod(onMount(mount, file.remote), file.mode)
+        progress.add(file.size)
+        progress.fileDone()
+      })
+    } finally {
+      progress.finish()
+    }
+  })
 }
 
 /** Walks the sources and decides every remote name; refuses conflicts before anything is written. */

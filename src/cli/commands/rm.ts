@@ -1,6 +1,8 @@
 // `edfs rm [-r] [-f] PATH...`: remove files (and, with -r, directories with everything in them).
 import { Command } from 'commander'
+import { rm as rmLocal } from 'node:fs/promises'
 import { FsError, Inode } from '../../volume'
+import { mountError, onMount } from '../beside-mount'
 import { UsageError } from '../errors'
 import { CommonOptions, checkAborted, lookup, remoteJoin, remotePath, withCommonOptions, withVolume } from '../file-commands'
 import { OpenVolume } from '../volume-open'
@@ -44,6 +46,17 @@ async function rm(args: string[], opts: RmOptions): Promise<void> {
         if (!opts.recursive) throw new UsageError(`cannot remove ${path}: is a directory (use -r)`)
         await removeTree(volume, node, path, signal)
       } else await volume.unlink(path)
+    }
+  }, {}, async (mount, volume, signal) => {
+    for (const path of paths) {
+      checkAborted(signal)
+      const node = lookup(volume, path)
+      if (!node) {
+        if (opts.force) continue
+        throw new FsError('ENOENT', `no such file or directory: ${path}`)
+      }
+      if (node.kind === 'dir' && !opts.recursive) throw new UsageError(`cannot remove ${path}: is a directory (use -r)`)
+      await rmLocal(onMount(mount, path), { recursive: true }).catch((err) => Promise.reject(mountError(err, path)))
     }
   })
 }
