@@ -19,6 +19,7 @@ import { registerGc } from './commands/gc'
 import { registerSync } from './commands/sync'
 import { registerServers } from './commands/servers'
 import { registerPasswd } from './commands/passwd'
+import { registerTls } from './commands/tls'
 
 const VERSION: string = require('../../../package.json').version
 
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerStatus(program)
   registerServers(program)
   registerPasswd(program)
+  registerTls(program)
   registerGc(program)
   registerQuickstart(program)
   return program

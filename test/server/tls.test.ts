@@ -2,7 +2,7 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { ServerClient } from '../../src/cluster/server-client'
@@ -58,4 +58,24 @@ t.test('edfs init --ca: stored absolute, and an untrusted certificate says what 
   t.equal(JSON.parse(readFileSync(config, 'utf8')).ca, cert, 'stored as an absolute path')
   const elsewhere = await runEdfs(['ls', '/', '--config', config], { env, cwd: '/' })
   t.equal(elsewhere.code, 0, `a command from another directory finds the CA: ${elsewhere.stderr}`)
+})
+
+t.test('edfs tls init: a CA and a server certificate the servers and clients use as they are', async (t) => {
+  const dir = tmpDir(t)
+  const out = path.join(dir, 'certs')
+  const made = await runEdfs(['tls', 'init', '--names', 'localhost,127.0.0.1', '--out', out])
+  t.equal(made.code, 0, `tls init: ${made.stderr}`)
+  t.match(made.stdout, /ca\.crt/)
+  const mode = statSync(path.join(out, 'server.key')).mode & 0o777
+  t.equal(mode, 0o600, 'the key is private')
+  const server = await startServer(t, { args: ['--tls-cert', path.join(out, 'server.crt'), '--tls-key', path.join(out, 'server.key')] })
+  const env = { EDFS_PASSWORD: TEST_USER.password, EDFS_CONFIG: '' }
+  const config = path.join(dir, 'config.json')
+  const init = await runEdfs(['init', '--servers', server.url, '--user', TEST_USER.name, '--replicas', '1', '--ca', path.join(out, 'ca.crt'), '--config', config], { env })
+  t.equal(init.code, 0, `a client trusting only the new CA connects: ${init.stderr}`)
+  const again = await runEdfs(['tls', 'init', '--names', 'localhost', '--out', out])
+  t.equal(again.code, 1)
+  t.match(again.stderr, /exists \(use --force to replace it\)/, 'existing certificates are not overwritten')
+  const bad = await runEdfs(['tls', 'init', '--names', 'not a name!', '--out', path.join(dir, 'x')])
+  t.match(bad.stderr, /not a host name or IP address: not a name!/)
 })
