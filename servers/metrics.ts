@@ -1,7 +1,8 @@
 // Prometheus metrics of a storage server (prom-client), served on their own listener (`edfs server
 // --metrics ADDR`, off by default, loopback unless told otherwise): requests by route, method and
 // status with their latency, blob bytes in and out, what is stored and quarantined, the scrub.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { pulledCounter, pulledGauge } from '../src/protocol'
 import { Scrubber } from './scrub'
 import { TrafficStats } from './stats'
 import { UserStores } from './user-stores'
@@ -21,8 +22,7 @@ export class ServerMetrics {
       name: 'edfs_server_request_duration_seconds', help: 'Time from a request\'s headers to the end of its answer',
       labelNames: ['route', 'method'], buckets: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10], registers: [this.registry],
     })
-    const gauge = (name: string, help: string, read: () => Promise<number> | number) =>
-      new Gauge({ name, help, registers: [this.registry], async collect() { this.set(await read()) } })
+    const gauge = (name: string, help: string, read: () => Promise<number> | number) => pulledGauge(this.registry, name, help, read)
     const sumStores = async (pick: (s: Awaited<ReturnType<UserStores['of']>>) => number) => {
       let n = 0
       for (const user of await stores.users()) n += pick(await stores.of(user))
@@ -33,10 +33,7 @@ export class ServerMetrics {
     gauge('edfs_server_blobs_quarantined', 'Copies that failed their hash and were moved aside, all users', () => stores.quarantined())
     gauge('edfs_server_scrub_last_pass_timestamp_seconds', 'When the background scrub last finished a full pass (0: never)',
       () => (scrubber.status('').lastBackgroundPassFinishedAt ?? 0) / 1000)
-    const counter = (name: string, help: string, read: () => number) => {
-      let last = 0
-      return new Counter({ name, help, registers: [this.registry], collect() { const now = read(); this.inc(Math.max(0, now - last)); last = now } })
-    }
+    const counter = (name: string, help: string, read: () => number) => pulledCounter(this.registry, name, help, read)
     counter('edfs_server_blob_bytes_received_total', 'Blob bytes received by PUT, all users', () => traffic.total().bytesReceived)
     counter('edfs_server_blob_bytes_sent_total', 'Blob bytes sent by GET, all users', () => traffic.total().bytesServed)
   }

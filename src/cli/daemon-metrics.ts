@@ -1,19 +1,16 @@
 // Prometheus metrics of the mount daemon (`edfs mount --metrics ADDR`, off by default): the chunk
 // cache, the write-back pipeline, commits, each server as the daemon sees it, the cluster's
 // failovers and corruptions, background repair. Read from the live objects at scrape time.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { pulledCounter, pulledGauge } from '../protocol'
 import { OpenVolume } from './volume-open'
 
 export function daemonRegistry(volume: OpenVolume): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'edfs_mount_' })
   const cluster = volume.session.cluster
-  const gauge = (name: string, help: string, read: () => number) =>
-    new Gauge({ name, help, registers: [registry], collect() { this.set(read()) } })
-  const counter = (name: string, help: string, read: () => number) => {
-    let last = 0
-    return new Counter({ name, help, registers: [registry], collect() { const now = read(); this.inc(Math.max(0, now - last)); last = now } })
-  }
+  const gauge = (name: string, help: string, read: () => number) => pulledGauge(registry, name, help, read)
+  const counter = (name: string, help: string, read: () => number) => pulledCounter(registry, name, help, read)
   gauge('edfs_mount_cache_bytes', 'Decrypted chunk bytes held in the cache', () => volume.cache.bytes)
   counter('edfs_mount_cache_hits_total', 'Chunk reads served from the cache', () => volume.cache.hits)
   counter('edfs_mount_cache_misses_total', 'Chunk reads that asked the servers', () => volume.cache.misses)

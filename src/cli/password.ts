@@ -30,7 +30,7 @@ export async function readPassword(opts: PasswordSource, prompt = 'Password: ', 
   return password
 }
 
-async function readAllStdin(): Promise<string> {
+export async function readAllStdin(): Promise<string> {
   const parts: Buffer[] = []
   for await (const part of process.stdin) parts.push(part as Buffer)
   return Buffer.concat(parts).toString('utf8')

@@ -44,7 +44,7 @@ export const KEYFILE_NEXT_RECORD = 'keyfile-next'
 /** The distinct key files the servers hold (normally one); a copy that does not parse is skipped. */
 export async function fetchKeyFiles(cluster: Cluster): Promise<KeyFile[]> {
   const seen = new Map<string, KeyFile>()
-  const copies = [...(await cluster.readRecordEverywhere(KEYFILE_RECORD)), ...(await cluster.readRecordEverywhere(KEYFILE_NEXT_RECORD))]
+  const copies = (await Promise.all([KEYFILE_RECORD, KEYFILE_NEXT_RECORD].map((r) => cluster.readRecordEverywhere(r)))).flat()
   for (const copy of copies) {
     if (!copy.value) continue
     try {

@@ -2,7 +2,18 @@
 // and the mount daemon alike, and the address syntax of their --metrics flags.
 import { createServer } from 'node:http'
 import { AddressInfo } from 'node:net'
-import type { Registry } from 'prom-client'
+import { Counter, Gauge, type Registry } from 'prom-client'
+
+/** A gauge read from live state at scrape time. */
+export function pulledGauge(registry: Registry, name: string, help: string, read: () => number | Promise<number>): Gauge {
+  return new Gauge({ name, help, registers: [registry], async collect() { this.set(await read()) } })
+}
+
+/** A counter fed at scrape time from a running total kept elsewhere (it only ever grows). */
+export function pulledCounter(registry: Registry, name: string, help: string, read: () => number): Counter {
+  let last = 0
+  return new Counter({ name, help, registers: [registry], collect() { const now = read(); this.inc(Math.max(0, now - last)); last = now } })
+}
 
 /** Serves GET /metrics of `registry` on host:port; resolves to the URL and a close function. */
 export function serveMetrics(registry: Registry, host: string, port: number): Promise<{ url: string; close(): Promise<void> }> {

@@ -1,5 +1,5 @@
 // HTTPS with a self-signed certificate made by openssl in the test; the client pins it as its CA.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
@@ -11,6 +11,15 @@ import { TEST_USER, runEdfs, startServer, tmpDir } from '../helpers/servers'
 const run = promisify(execFile)
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
+/** A server on a self-signed certificate for 127.0.0.1, made by openssl in `dir`. */
+async function selfSignedServer(t: Test, dir: string) {
+  const cert = path.join(dir, 'cert.pem')
+  const key = path.join(dir, 'key.pem')
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
+  return { cert, server: await startServer(t, { args: ['--tls-cert', cert, '--tls-key', key] }) }
+}
+
 t.test('TLS round trip with a self-signed certificate', async (t) => {
   try {
     await run('openssl', ['version'])
@@ -19,11 +28,7 @@ t.test('TLS round trip with a self-signed certificate', async (t) => {
     return
   }
   const dir = tmpDir(t)
-  const cert = path.join(dir, 'cert.pem')
-  const key = path.join(dir, 'key.pem')
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
-    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
-  const server = await startServer(t, { args: ['--tls-cert', cert, '--tls-key', key] })
+  const { cert, server } = await selfSignedServer(t, dir)
   t.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/)
   const client = new ServerClient({ url: server.url, user: TEST_USER.name, password: TEST_USER.password, ca: readFileSync(cert) })
   t.teardown(() => client.close())
@@ -40,11 +45,7 @@ t.test('TLS round trip with a self-signed certificate', async (t) => {
 
 t.test('edfs init --ca: stored absolute, and an untrusted certificate says what to do', async (t) => {
   const dir = tmpDir(t)
-  const cert = path.join(dir, 'cert.pem')
-  const key = path.join(dir, 'key.pem')
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
-    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
-  const server = await startServer(t, { args: ['--tls-cert', cert, '--tls-key', key] })
+  const { cert, server } = await selfSignedServer(t, dir)
   const env = { EDFS_PASSWORD: TEST_USER.password, EDFS_CONFIG: '' }
   const config = path.join(dir, 'cfg', 'config.json')
   const untrusted = await runEdfs(['init', '--servers', server.url, '--user', TEST_USER.name, '--replicas', '1', '--config', config], { env })

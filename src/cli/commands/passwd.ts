@@ -13,7 +13,7 @@ import { Command } from 'commander'
 import { rewrapKeyFile, serializeKeyFile } from '../../crypto'
 import { UsageError } from '../errors'
 import { CommonOptions, withCommonOptions, writeStdout } from '../file-commands'
-import { readPassword } from '../password'
+import { readAllStdin, readPassword } from '../password'
 import { keyFilePath, writePrivateFile } from '../config'
 import { KEYFILE_NEXT_RECORD, KEYFILE_RECORD, fetchKeyFiles, openSession, unlockAny } from '../volume-open'
 
@@ -43,11 +43,7 @@ Examples:
 
 async function readBoth(opts: PasswdOptions): Promise<{ current: string; next: string }> {
   if (opts.passwordStdin) {
-    const text = await new Promise<string>((resolve, reject) => {
-      const parts: Buffer[] = []
-      process.stdin.on('data', (d: Buffer) => parts.push(d)).on('end', () => resolve(Buffer.concat(parts).toString('utf8'))).on('error', reject)
-    })
-    const [current, next] = text.split(/\r?\n/)
+    const [current, next] = (await readAllStdin()).split(/\r?\n/)
     if (!current || !next) throw new UsageError('--password-stdin: two lines expected, the current password and the new one')
     return { current, next }
   }

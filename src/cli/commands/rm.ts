@@ -34,29 +34,27 @@ Examples:
 async function rm(args: string[], opts: RmOptions): Promise<void> {
   const paths = args.map(remotePath)
   for (const p of paths) if (p === '/') throw new UsageError('refusing to remove the root directory')
+  /** What `path` names, checked as rm's flags want; null: absent, and -f says skip it. */
+  const target = (volume: OpenVolume, path: string): Inode | null => {
+    const node = lookup(volume, path)
+    if (!node) {
+      if (opts.force) return null
+      throw new FsError('ENOENT', `no such file or directory: ${path}`)
+    }
+    if (node.kind === 'dir' && !opts.recursive) throw new UsageError(`cannot remove ${path}: is a directory (use -r)`)
+    return node
+  }
   await withVolume(opts, false, async (volume, signal) => {
     for (const path of paths) {
       checkAborted(signal)
-      const node = lookup(volume, path)
-      if (!node) {
-        if (opts.force) continue
-        throw new FsError('ENOENT', `no such file or directory: ${path}`)
-      }
-      if (node.kind === 'dir') {
-        if (!opts.recursive) throw new UsageError(`cannot remove ${path}: is a directory (use -r)`)
-        await removeTree(volume, node, path, signal)
-      } else await volume.unlink(path)
+      const node = target(volume, path)
+      if (node?.kind === 'dir') await removeTree(volume, node, path, signal)
+      else if (node) await volume.unlink(path)
     }
   }, {}, async (mount, volume, signal) => {
     for (const path of paths) {
       checkAborted(signal)
-      const node = lookup(volume, path)
-      if (!node) {
-        if (opts.force) continue
-        throw new FsError('ENOENT', `no such file or directory: ${path}`)
-      }
-      if (node.kind === 'dir' && !opts.recursive) throw new UsageError(`cannot remove ${path}: is a directory (use -r)`)
-      await rmLocal(onMount(mount, path), { recursive: true }).catch((err) => Promise.reject(mountError(err, path)))
+      if (target(volume, path)) await rmLocal(onMount(mount, path), { recursive: true }).catch((err) => Promise.reject(mountError(err, path)))
     }
   })
 }
