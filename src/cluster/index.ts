@@ -392,7 +392,7 @@ export class Cluster {
     let freeBytes = 0
     answers.forEach((a, i) => {
       if (a.status === 'rejected') return
-      live[i]!.markUp(a.value)
+      if (!live[i]!.markUp(a.value)) return
       const disk = a.value.disk ?? a.value.id // a server older than the disk id: a disk of its own
       if (disks.has(disk)) return
       disks.add(disk)

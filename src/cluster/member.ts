@@ -2,7 +2,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import { HealthBody, ROUTES } from '../protocol'
-import { classify, reasonOf } from './errors'
+import { ClusterConfigError, classify, reasonOf } from './errors'
 import { BackoffPolicy, backoffDelay } from './retry'
 import { ServerClient, TimeoutError, UnreachableError } from './server-client'
 
@@ -52,6 +52,8 @@ export class Member {
   private probeTimer: NodeJS.Timeout | null = null
   private probeAttempt = 0
   private probing = false
+  /** The last other id this URL answered with (so the refusal is logged once). */
+  private refusedId: string | undefined
   private closed = false
   /** Requests in flight (getMany uses it to bound concurrency per server). */
   inflight = 0
@@ -126,9 +128,17 @@ export class Member {
     if (kind === 'down') this.markDown(this.lastError)
   }
 
-  /** Marks the server up (it answered health) and remembers the id it reported. */
-  markUp(health: HealthBody): void {
-    this.adoptId(health.id)
+  /**
+   * Marks the server up (it answered health) and remembers the id it reported — unless it answers
+   * as another server than the one this member has been talking to (a server that took the freed
+   * address, or a replaced data directory): that one stays down, because what it holds is not what
+   * placement expects there. Returns whether the member is up.
+   */
+  markUp(health: HealthBody): boolean {
+    if (!this.acceptsId(health.id)) {
+      this.markDown(`answers as server ${health.id}, not ${this.reportedId}`)
+      return false
+    }
     const wasDown = !this.up
     this.up = true
     this.hung = false
@@ -137,6 +147,7 @@ export class Member {
     if (this.probeTimer) clearTimeout(this.probeTimer)
     this.probeTimer = null
     if (wasDown) this.opts.onUp?.(this)
+    return true
   }
 
   markDown(reason: string): void {
@@ -147,14 +158,24 @@ export class Member {
     this.scheduleProbe()
   }
 
-  private adoptId(id: string): void {
-    if (this.reportedId === id) return
+  /**
+   * The first id a server reports is adopted (over a stale one in the configuration, with a
+   * warning); after that, an answer under another id is refused, logged once per id.
+   */
+  private acceptsId(id: string): boolean {
+    if (this.reportedId === id) return true
+    if (this.reportedId) {
+      if (this.refusedId !== id) {
+        this.refusedId = id
+        this.opts.log(`edfs cluster: warning: ${this.url} now answers as server ${id}, not ${this.reportedId}: not using it (another server took the address, or its data directory was replaced; reopen the volume to accept it, then run fsck --repair)`)
+      }
+      return false
+    }
     if (this.knownId && this.knownId !== id) {
       this.opts.log(`edfs cluster: warning: server ${this.url} reports id ${id}, but the configuration says ${this.knownId}; using ${id} (placement of blobs written meanwhile may differ; fsck --repair moves them)`)
-    } else if (this.reportedId && this.reportedId !== id) {
-      this.opts.log(`edfs cluster: warning: server ${this.url} changed its id from ${this.reportedId} to ${id} (data directory replaced?)`)
     }
     this.reportedId = id
+    return true
   }
 
   /** Background health probe with back-off; its timer and socket are unref'd (never keep a process alive). */
@@ -168,8 +189,7 @@ export class Member {
         .then((h) => {
           this.probing = false
           if (this.closed) return
-          this.opts.log(`edfs cluster: server ${h.id} (${this.url}) is back`)
-          this.markUp(h)
+          if (this.markUp(h)) this.opts.log(`edfs cluster: server ${h.id} (${this.url}) is back`)
         })
         .catch((err) => {
           this.probing = false
@@ -184,17 +204,19 @@ export class Member {
   /** Probes now (connect uses it; also handy after a known restart). */
   async checkNow(): Promise<HealthBody> {
     const t0 = performance.now()
+    let h: HealthBody
     try {
-      const h = await this.client.health()
+      h = await this.client.health()
       this.succeeded(performance.now() - t0)
-      this.markUp(h)
-      return h
     } catch (err) {
       this.failed(err)
       if (classify(err) !== 'down') this.markDown(reasonOf(err))
       throw err
     }
+    if (!this.markUp(h)) throw new ClusterConfigError(`${this.url} ${this.lastError}`)
+    return h
   }
+
 
   close(): void {
     this.closed = true

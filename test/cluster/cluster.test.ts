@@ -7,10 +7,10 @@ import { existsSync } from 'node:fs'
 import { readFile, rm, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import {
-  BlobIdMismatchError, ChunkUnavailableError, Cluster, ClusterConnectError, ServerError,
+  BlobIdMismatchError, ChunkUnavailableError, Cluster, ClusterConnectError, MemberStatus, ServerError,
 } from '../../src/cluster'
 import { ServerClient } from '../../src/cluster/server-client'
-import { RunningServer, TEST_USER, startServers } from '../helpers/servers'
+import { RunningServer, TEST_USER, startServer, startServers } from '../helpers/servers'
 import { MiB, blobPath, bytesServed, connect, makeBlobs, putAll, servedSince, sha, until } from './support'
 
 t.test('cluster against 4 servers', async (t) => {
@@ -100,6 +100,28 @@ t.test('cluster against 4 servers', async (t) => {
       t.equal(r.servers.length, 2, 'still two copies')
       t.same(await c.get(b.id), b.data)
     }
+  })
+
+  await t.test('another server at a dead member\'s address does not bring the member back', async (t) => {
+    const first = await startServer(t)
+    const local: string[] = []
+    const c = await Cluster.connect({
+      servers: [...servers.slice(0, 2).map((s) => s.url), first.url], user: TEST_USER.name, password: TEST_USER.password,
+      replicas: 2, probeBackoffMs: { baseMs: 50, maxMs: 100 }, log: (l) => local.push(l),
+    })
+    t.teardown(() => c.close())
+    await first.kill9()
+    for (const b of makeBlobs(12, 100)) t.ok((await c.put(b.id, b.data)).servers.length === 2, 'stored twice')
+    const member = (): MemberStatus => c.members().find((m) => m.url === first.url)!
+    t.equal(member().up, false, 'the killed server is down')
+    const port = new URL(first.url).port
+    await startServer(t, { args: ['--port', port] })
+    await until(() => local.some((l) => /now answers as server/.test(l)), 10_000, 'the probe to reach the newcomer')
+    await new Promise((r) => setTimeout(r, 300))
+    t.equal(member().up, false, 'still down')
+    t.equal(member().id, first.id, 'under its own id')
+    t.match(member().lastError, /answers as server [0-9a-f]+, not /)
+    t.equal(local.filter((l) => /now answers as server/.test(l)).length, 1, 'warned once, not at every probe')
   })
 
   await t.test('probes and idle connections never keep a process alive', async (t) => {
