@@ -12,8 +12,10 @@ import { diskId } from './disk-id'
 import { SpaceGuard } from './space'
 import { Scrubber } from './scrub'
 import { serveMetrics } from '../src/protocol'
+import { Advertisement, advertise } from '../src/protocol/zeroconf'
 import { ServerMetrics } from './metrics'
 import { rm, readdir } from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
 
 export { DataDirError, Layout } from './layout'
@@ -34,6 +36,8 @@ export interface StorageServerOptions {
   scrubPeriodMs?: number
   /** Serve Prometheus metrics on this address (GET /metrics); off by default. */
   metrics?: { host: string; port: number }
+  /** Publish the server over mDNS (`_edfs._tcp`) under this instance name (default HOSTNAME:PORT). */
+  advertise?: { name?: string }
   version?: string
   log?: (line: string) => void
 }
@@ -43,6 +47,8 @@ export interface StorageServer {
   id: string
   /** Where the metrics are served, when they are. */
   metricsUrl?: string
+  /** The mDNS instance name it is published under (with `advertise`). */
+  advertisedAs?: string
   /** Stops accepting, lets in-flight requests finish for `graceMs`, aborts the rest, clears tmp/. */
   close(graceMs?: number): Promise<void>
 }
@@ -64,6 +70,8 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
   let front: HttpFront
   let url: string
   let metricsServer: { url: string; close(): Promise<void> } | undefined
+  let advertisement: Advertisement | undefined
+  let advertisedAs: string | undefined
   const stores = new UserStores(layout)
   const scrubber = new Scrubber(stores, layout.scrubStateFile, () => layout.tmpFile(), opts.scrubPeriodMs ?? DEFAULT_SCRUB_PERIOD_MS, log)
   try {
@@ -78,7 +86,13 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
     url = await front.listen()
     if (metrics && opts.metrics) metricsServer = await serveMetrics(metrics.registry, opts.metrics.host, opts.metrics.port)
     await scrubber.start()
+    if (opts.advertise) {
+      const port = Number(new URL(url).port)
+      advertisedAs = opts.advertise.name ?? `${os.hostname()}:${port}`
+      advertisement = advertise({ name: advertisedAs, port, id: identity.id, tls: !!opts.tls, log })
+    }
   } catch (err) {
+    await advertisement?.stop()
     await scrubber.stop()
     await metricsServer?.close()
     auth.close()
@@ -89,8 +103,10 @@ export async function startStorageServer(opts: StorageServerOptions): Promise<St
     url,
     id: identity.id,
     metricsUrl: metricsServer?.url,
+    advertisedAs,
     async close(graceMs = 3000) {
       try {
+        await advertisement?.stop()
         await scrubber.stop()
         await metricsServer?.close()
         await front.close(graceMs)

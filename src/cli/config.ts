@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path'
 import { z } from 'zod'
 import { isUserName } from '../protocol'
 import { UsageError } from './errors'
+import { issueLines, jsonPath } from './schema-issues'
 
 const serverUrl = z.string().refine((u) => {
   try {
@@ -63,9 +64,7 @@ export async function loadConfig(path: string): Promise<ClientConfig> {
   }
   const r = ClientConfigSchema.safeParse(raw)
   if (!r.success) {
-    const where = (p: PropertyKey[]) => p.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('').replace(/^\./, '') || '(top)'
-    const lines = r.error.issues.slice(0, 10).map((i) => `  ${where(i.path)}: ${i.message}`)
-    throw new UsageError(`config ${path} is not a valid edfs config (version 1):\n${lines.join('\n')}\n(fix it, or write a new one with edfs init --force)`)
+    throw new UsageError(`config ${path} is not a valid edfs config (version 1):\n${issueLines(r.error.issues, jsonPath)}\n(fix it, or write a new one with edfs init --force)`)
   }
   return r.data
 }

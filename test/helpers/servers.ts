@@ -20,6 +20,8 @@ export interface ServerOptions {
   /** Extra `edfs server` arguments, e.g. ['--max-blob-size', '1MiB', '--request-timeout', '500']. */
   args?: string[]
   env?: Record<string, string>
+  /** A command the server runs under, e.g. ['ip', 'netns', 'exec', NS] (it must exec, not fork). */
+  prefix?: string[]
 }
 
 export interface RunningServer {
@@ -66,9 +68,10 @@ export interface RunResult {
 }
 
 /** Runs `bin/edfs ARGS` (async), with optional stdin; resolves when it exits. */
-export function runEdfs(args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
+export function runEdfs(args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number; cwd?: string; prefix?: string[] } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [EDFS_BIN, ...args], {
+    const [cmd, ...argv] = [...(opts.prefix ?? []), process.execPath, EDFS_BIN, ...args]
+    const child = spawn(cmd!, argv, {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
@@ -118,6 +121,7 @@ class ServerProcess implements RunningServer {
     readonly dataDir: string,
     private readonly args: string[],
     private readonly env: Record<string, string>,
+    private readonly prefix: string[] = [],
   ) {}
 
   stderr(): string {
@@ -125,8 +129,8 @@ class ServerProcess implements RunningServer {
   }
 
   async start(port: number): Promise<void> {
-    const argv = [EDFS_BIN, 'server', '--data', this.dataDir, '--host', '127.0.0.1', '--port', String(port), ...this.args]
-    const child = spawn(process.execPath, argv, { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const [cmd, ...argv] = [...this.prefix, process.execPath, EDFS_BIN, 'server', '--data', this.dataDir, '--host', '127.0.0.1', '--port', String(port), ...this.args]
+    const child = spawn(cmd!, argv, { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     live.add(child)
     this.exitCode = null
@@ -217,7 +221,7 @@ class ServerProcess implements RunningServer {
 export async function startServer(t: Test, opts: ServerOptions = {}): Promise<RunningServer> {
   const owned = !opts.dataDir
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'edfs-server-'))
-  const server = new ServerProcess(dataDir, opts.args ?? [], opts.env ?? {})
+  const server = new ServerProcess(dataDir, opts.args ?? [], opts.env ?? {}, opts.prefix)
   t.teardown(async () => {
     await server.kill9()
     if (owned) rmSync(dataDir, { recursive: true, force: true })

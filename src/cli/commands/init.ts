@@ -8,12 +8,15 @@ import { Volume, readMembership } from '../../volume'
 import { MetadataLog } from '../../volume/metadata'
 import { ClientConfig, configPath, keyFilePath, saveConfig, writePrivateFile } from '../config'
 import { UsageError } from '../errors'
+import { withDiscovered } from '../discover'
 import { readPassword } from '../password'
 import { parseSize } from '../units'
 import { KEYFILE_RECORD, connect, fetchKeyFiles, unlock, unlockAny } from '../volume-open'
 
 interface InitOptions {
-  servers: string
+  servers?: string
+  discover?: boolean
+  discoverWait: string
   user: string
   replicas: string
   writeQuorum: string
@@ -29,7 +32,9 @@ export function registerInit(program: Command): void {
   program
     .command('init')
     .description("create this user's volume on the servers, or attach to the one they already hold")
-    .requiredOption('--servers <urls>', 'comma-separated server URLs')
+    .option('--servers <urls>', 'comma-separated server URLs')
+    .option('--discover', 'also use the edfs servers found on the LAN over mDNS (`edfs server --advertise`); --servers win')
+    .option('--discover-wait <seconds>', 'how long --discover listens', '3')
     .requiredOption('--user <name>', 'user name on the servers')
     .option('--replicas <n>', 'copies of each chunk (a new volume only)', '2')
     .option('--write-quorum <n>', 'copies a write needs to succeed when servers are down', '1')
@@ -46,6 +51,7 @@ The password authenticates you to every server and also unlocks the volume's key
 Examples:
   edfs init --servers http://10.0.0.1:7001,http://10.0.0.2:7001,http://10.0.0.3:7001,http://10.0.0.4:7001 --user alice
   echo "$PW" | edfs init --servers https://dfs1:7001,https://dfs2:7001 --user alice --ca ca.pem --password-stdin
+  edfs init --discover --user alice             # the servers this LAN announces
 On a second machine the same command attaches to the existing volume.`)
     .action((opts: InitOptions) => init(opts))
 }
@@ -53,10 +59,18 @@ On a second machine the same command attaches to the existing volume.`)
 async function init(opts: InitOptions): Promise<void> {
   const file = configPath(opts.config)
   if (!opts.force && (await exists(file))) throw new UsageError(`config ${file} exists already (use --force to replace it)`)
-  const urls = opts.servers.split(',').map((u) => u.trim()).filter(Boolean)
-  if (urls.length === 0) throw new UsageError('--servers needs at least one URL')
+  if (opts.servers === undefined && !opts.discover) throw new UsageError('say where the servers are: --servers URL,... or --discover (mDNS on the LAN)')
+  let urls = (opts.servers ?? '').split(',').map((u) => u.trim()).filter(Boolean)
+  if (opts.servers !== undefined && urls.length === 0) throw new UsageError('--servers needs at least one URL')
   for (const u of urls) {
     if (!/^https?:\/\/[^/]+\/?$/.test(u)) throw new UsageError(`not a server URL: "${u}" (expected http://HOST:PORT or https://HOST:PORT)`)
+  }
+  const ca = await caFile(opts.ca)
+  if (opts.discover) {
+    const wait = Number(opts.discoverWait)
+    if (!(wait > 0 && wait <= 60)) throw new UsageError(`--discover-wait: seconds, 0 < s <= 60 (got "${opts.discoverWait}")`)
+    urls = await withDiscovered(urls, { waitMs: Math.round(wait * 1000), ca, log: (line) => process.stderr.write(`${line}\n`) })
+    if (urls.length === 0) throw new UsageError('no edfs server found on the LAN (started with --advertise and --host 0.0.0.0? multicast allowed between here and there?); or name them: --servers URL,...')
   }
   const replicas = positiveInt(opts.replicas, '--replicas')
   const writeQuorum = positiveInt(opts.writeQuorum, '--write-quorum')
@@ -67,7 +81,7 @@ async function init(opts: InitOptions): Promise<void> {
 
   const config: ClientConfig = {
     format: 'edfs-config', version: 1, user: opts.user, servers: urls.map((url) => ({ url: url.replace(/\/$/, '') })),
-    replicas, writeQuorum, timeoutMs: positiveInt(opts.timeout, '--timeout'), ca: await caFile(opts.ca), volumeId: '', chunkSize,
+    replicas, writeQuorum, timeoutMs: positiveInt(opts.timeout, '--timeout'), ca, volumeId: '', chunkSize,
   }
   // Attaching may start from a single server (the volume's list names the rest): connect with what fits.
   const fits = Math.min(replicas, urls.length)

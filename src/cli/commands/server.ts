@@ -1,28 +1,13 @@
 // `edfs server ...`: run a storage server (servers/) and manage its users file.
-import { Command, Option } from 'commander'
+import { Command } from 'commander'
 import { readFileSync, rmSync } from 'node:fs'
-import path from 'node:path'
-import { AUTH_SCRYPT, isUserName, makeVerifier, parseListenAddress } from '../../protocol'
-import {
-  DEFAULT_MAX_BLOB_SIZE, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_SCRUB_PERIOD_MS, DataDirError, Layout, fromVerifier, readUsersSync, startStorageServer, updateUsers,
-} from '../../../servers'
+import { AUTH_SCRYPT, isUserName, makeVerifier } from '../../protocol'
+import { DataDirError, Layout, fromVerifier, readUsersSync, startStorageServer, updateUsers } from '../../../servers'
 import { UsageError } from '../errors'
 import { readPassword } from '../password'
-import { parseSize } from '../units'
+import { ServerRunOptions, addServerOptions, parseServerOptions } from '../server-options'
 
 const VERSION: string = require('../../../../package.json').version
-
-interface RunOptions {
-  data: string
-  host: string
-  port: string
-  tlsCert?: string
-  tlsKey?: string
-  maxBlobSize: string
-  requestTimeout: string
-  scrubPeriod: string
-  metrics?: string
-}
 
 interface UserOptions {
   data: string
@@ -31,21 +16,14 @@ interface UserOptions {
 }
 
 export function registerServer(program: Command): void {
-  const server = program
-    .command('server')
-    .description('run a storage server, or manage its users (useradd, userdel, passwd)')
-    // --data belongs to `server` and is read by its subcommands too (optsWithGlobals), so it may
-    // come before or after the subcommand: `edfs server useradd alice --data DIR`.
-    .option('--data <dir>', 'data directory (created if missing)')
-    .configureHelp({ showGlobalOptions: true })
-    .option('--host <address>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on (0: any free port)', '7001')
-    .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (needs --tls-key)')
-    .option('--tls-key <file>', 'PEM private key of --tls-cert')
-    .option('--max-blob-size <size>', 'largest blob accepted', '128MiB')
-    .addOption(new Option('--request-timeout <ms>', 'longest silence inside a request body, in ms').default(String(DEFAULT_REQUEST_TIMEOUT_MS)))
-    .option('--metrics <[host:]port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (a bare port: 127.0.0.1)')
-    .option('--scrub-period <days>', 'check every stored copy against its hash once per this many days, in the background (0: off)', String(DEFAULT_SCRUB_PERIOD_MS / 86_400_000))
+  // --data belongs to `server` and is read by its subcommands too (optsWithGlobals), so it may
+  // come before or after the subcommand: `edfs server useradd alice --data DIR`.
+  const server = addServerOptions(
+    program
+      .command('server')
+      .description('run a storage server, or manage its users (useradd, userdel, passwd)')
+      .configureHelp({ showGlobalOptions: true }),
+  )
     .addHelpText('after', `
 Prints one line when ready: "edfs server listening on http://HOST:PORT id=SERVER_ID".
 Stops cleanly on SIGINT or SIGTERM. Add users before clients can log in (see useradd).
@@ -55,8 +33,10 @@ Examples:
   edfs server --data /srv/edfs1 --port 7001
   edfs server --data /srv/edfs1 --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem
   edfs server --data /tmp/try --port 0          # any free port
+  edfs server --data /srv/edfs1 --host 0.0.0.0 --advertise   # found by \`edfs init --discover\`
+Every option, with its default: docs/server.md.
 `)
-    .action(async (opts: RunOptions) => runServer(opts))
+    .action(async (opts: Record<string, unknown>) => runServer(parseServerOptions(opts)))
 
   const userCmd = (name: string, description: string) =>
     server
@@ -140,30 +120,7 @@ function checkName(name: string): void {
   if (!isUserName(name)) throw new UsageError(`invalid user name "${name}": use a-z, 0-9, ".", "_", "-" (up to 64, starting with a letter or digit)`)
 }
 
-async function runServer(opts: RunOptions): Promise<void> {
-  if (!opts.data) throw new UsageError('--data <dir> is required (run `edfs server --help`)')
-  const port = Number(opts.port)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: not a port number: ${opts.port}`)
-  if (!!opts.tlsCert !== !!opts.tlsKey) throw new UsageError('--tls-cert and --tls-key go together')
-  let maxBlobSize: number
-  try {
-    maxBlobSize = parseSize(opts.maxBlobSize)
-  } catch (err) {
-    throw new UsageError(`--max-blob-size: ${(err as Error).message}`)
-  }
-  if (maxBlobSize < 1) maxBlobSize = DEFAULT_MAX_BLOB_SIZE
-  const requestTimeoutMs = Number(opts.requestTimeout)
-  if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs < 1) throw new UsageError(`--request-timeout: milliseconds, e.g. 60000`)
-  const scrubDays = Number(opts.scrubPeriod)
-  if (!/^\d+(\.\d+)?$/.test(opts.scrubPeriod) || !Number.isFinite(scrubDays)) throw new UsageError(`--scrub-period: days, e.g. 7 (0: no background scrub)`)
-  let metrics: { host: string; port: number } | undefined
-  if (opts.metrics !== undefined) {
-    try {
-      metrics = parseListenAddress(opts.metrics)
-    } catch (err) {
-      throw new UsageError(`--metrics: ${(err as Error).message}`)
-    }
-  }
+async function runServer(opts: ServerRunOptions): Promise<void> {
   let tls: { cert: Buffer; key: Buffer } | undefined
   if (opts.tlsCert && opts.tlsKey) {
     try {
@@ -175,17 +132,19 @@ async function runServer(opts: RunOptions): Promise<void> {
   let srv
   try {
     srv = await startStorageServer({
-      dataDir: path.resolve(opts.data), host: opts.host, port, tls, maxBlobSize, requestTimeoutMs, scrubPeriodMs: Math.round(scrubDays * 86_400_000), metrics, version: VERSION,
+      dataDir: opts.data, host: opts.host, port: opts.port, tls, maxBlobSize: opts.maxBlobSize, requestTimeoutMs: opts.requestTimeout, scrubPeriodMs: opts.scrubPeriod, metrics: opts.metrics, version: VERSION,
+      advertise: opts.advertise === undefined ? undefined : { name: opts.advertise === true ? undefined : opts.advertise },
     })
   } catch (err) {
     if (err instanceof DataDirError) throw new UsageError(err.message)
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EADDRINUSE') throw new UsageError(`${opts.host}:${port} is already in use`)
+    if (code === 'EADDRINUSE') throw new UsageError(`${opts.host}:${opts.port} is already in use`)
     if (code === 'EADDRNOTAVAIL') throw new UsageError(`cannot listen on ${opts.host}: no such local address`)
     throw err
   }
   process.stdout.write(`edfs server listening on ${srv.url} id=${srv.id}\n`)
   if (srv.metricsUrl) process.stderr.write(`edfs server: metrics on ${srv.metricsUrl}\n`)
+  if (srv.advertisedAs) process.stderr.write(`edfs server: advertised over mDNS: "${srv.advertisedAs}" (_edfs._tcp)\n`)
   const running = srv
   let stopping = false
   const stop = (signal: NodeJS.Signals) => {
