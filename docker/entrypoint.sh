@@ -61,7 +61,7 @@ password_source_check() {
     die "both EDFS_PASSWORD_FILE and EDFS_PASSWORD are set; set only one (a secret file is better)"
   fi
   if [ -n "${EDFS_PASSWORD_FILE:-}" ]; then
-    # docker-compose 1.x mounts a missing secret file as an empty directory it creates on the host.
+    # Older compose versions mount a missing secret file as an empty directory they create on the host.
     [ -d "$EDFS_PASSWORD_FILE" ] && die "EDFS_PASSWORD_FILE=$EDFS_PASSWORD_FILE is a directory, not a file: the secret file did not exist on the host when compose started" \
       "on the host: rm -r secrets/edfs_password; mkdir -p secrets && (umask 077; printf '%s' 'a long passphrase' > secrets/edfs_password); then docker compose up -d (see .env.example)"
     [ -r "$EDFS_PASSWORD_FILE" ] || die "EDFS_PASSWORD_FILE=$EDFS_PASSWORD_FILE is not a readable file" \

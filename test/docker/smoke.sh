@@ -361,7 +361,7 @@ check "/data owned by another uid: a clear error naming the fix" \
 check "a password file that is missing: a clear error" \
   bad_run nofile "EDFS_PASSWORD_FILE=/nope is not a readable file" -e EDFS_USER=smoke -e EDFS_PASSWORD_FILE=/nope -v "$PROJECT-bad4:/data" "$IMAGE"
 mkdir -p "$WORK/missing-secret"
-check "a secret that compose 1.x mounted as a directory (host file missing): a clear error naming the file to create" \
+check "a secret that older compose mounted as a directory (host file missing): a clear error naming the file to create" \
   bad_run secretdir "is a directory, not a file" -e EDFS_USER=smoke -e EDFS_PASSWORD_FILE=/run/secrets/edfs_password \
   -v "$WORK/missing-secret:/run/secrets/edfs_password:ro" -v "$PROJECT-bad5:/data" "$IMAGE"
 check "mount without /dev/fuse: a clear error naming the docker options" \
