@@ -2,40 +2,14 @@
 // first release over the in-memory store) must keep opening: read-only as it is, and read-write,
 // which upgrades it to the current format with the same contents and stable inode numbers.
 import t, { type Test } from 'tap'
-import { readFileSync } from 'node:fs'
-import * as path from 'node:path'
-import { deriveVolumeKeys } from '../../src/crypto'
 import { HEAD_VERSION, MetadataLog } from '../../src/volume/metadata'
 import { Volume } from '../../src/volume/volume'
 import { readAll } from './fixtures/file-io'
-import { MemoryStore } from './fixtures/memory-store'
+import { FIXTURE_CHUNK, fixturePattern, loadVolumeFixture } from './fixtures/volume-fixture'
 
-interface Fixture {
-  masterKeyHex: string
-  blobs: [string, string][]
-  records: [string, [string, number, string][]][]
-}
-
-// The fixture lives in the source tree (tests run from dist/test/volume).
-const FIXTURE = path.join(__dirname, '../../../test/volume/fixtures/format-1/volume.json')
-const C = 64 * 1024
-
-function loadFixture(): { store: MemoryStore; keys: ReturnType<typeof deriveVolumeKeys> } {
-  const f = JSON.parse(readFileSync(FIXTURE, 'utf8')) as Fixture
-  const store = new MemoryStore(2, 4)
-  for (const [id, b64] of f.blobs) store.blobs.set(id, { data: Buffer.from(b64, 'base64'), mtimeMs: 0 })
-  for (const [server, recs] of f.records) {
-    store.records.set(server, new Map(recs.map(([name, version, b64]) => [name, { version, value: Buffer.from(b64, 'base64') }])))
-  }
-  return { store, keys: deriveVolumeKeys(Buffer.from(f.masterKeyHex, 'hex')) }
-}
-
-/** The bytes the fixture's generator wrote. */
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n)
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + (i >> 8)) & 255
-  return b
-}
+const C = FIXTURE_CHUNK
+const pattern = fixturePattern
+const loadFixture = () => loadVolumeFixture(1)
 
 async function checkContents(t: Test, v: Volume, added: string[] = []): Promise<void> {
   const big = pattern(3 * C + 1234, 1)
