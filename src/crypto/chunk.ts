@@ -3,6 +3,12 @@
 //
 //   block i  = nonce (12, random) | AES-256-GCM(plaintext[i*BLOCK_SIZE ..+BLOCK_SIZE]) | tag (16)
 //   AAD of i = "edfs-chunk" | 0x01 | fileId (16) | chunk index (u64 BE) | i (u32 BE) | last (u8: 1 on the last block)
+//   salted (format 2, metadata format 3 on):
+//   AAD of i = "edfs-chunk" | 0x02 | fileId (16) | chunk index (u64 BE) | salt (8) | i (u32 BE) | last (u8)
+//
+// The salt is random per sealing and recorded in the ref that names the blob, so a block of one
+// sealing never opens as part of another (an older version of the same chunk or slice, served by
+// a server in its place, fails its tag even on a Range read, where no blob hash is checked).
 //
 // A chunk of L plaintext bytes has max(1, ceil(L / BLOCK_SIZE)) blocks; a 0-byte chunk is one block
 // with empty plaintext. docs/crypto.md has the full format.
@@ -16,38 +22,41 @@ export const BLOCK_OVERHEAD = NONCE_BYTES + TAG_BYTES
 /** Stored bytes of a full block. */
 export const SEALED_BLOCK_SIZE = BLOCK_SIZE + BLOCK_OVERHEAD
 export const CHUNK_FORMAT_VERSION = 1
+/** Blocks whose AAD binds a per-sealing salt. */
+export const SALTED_CHUNK_FORMAT_VERSION = 2
 export const FILE_ID_BYTES = 16
+export const CHUNK_SALT_BYTES = 8
 /** Largest block count the u32 block index allows (a 256 TiB chunk; far beyond any real chunk size). */
 const MAX_BLOCKS = 2 ** 32
 
 const CHUNK_LABEL = Buffer.from('edfs-chunk', 'ascii')
 const AAD_BYTES = CHUNK_LABEL.length + 1 + FILE_ID_BYTES + 8 + 4 + 1
-const AAD_BLOCK_AT = AAD_BYTES - 5
-const AAD_LAST_AT = AAD_BYTES - 1
 
 function checkPlainLength(n: number, what = 'plainLength'): void {
   if (!Number.isSafeInteger(n) || n < 0 || n > (MAX_BLOCKS - 1) * BLOCK_SIZE) throw new RangeError(`${what} must be an integer >= 0, got ${n}`)
 }
 
-function checkChunk(key: Buffer, fileId: Buffer, index: number): void {
+function checkChunk(key: Buffer, fileId: Buffer, index: number, salt: Buffer | undefined): void {
   checkKey(key, 'chunk key')
   if (!Buffer.isBuffer(fileId) || fileId.length !== FILE_ID_BYTES) throw new RangeError(`fileId must be a ${FILE_ID_BYTES}-byte Buffer`)
   if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`chunk index must be an integer >= 0, got ${index}`)
+  if (salt !== undefined && (!Buffer.isBuffer(salt) || salt.length !== CHUNK_SALT_BYTES)) throw new RangeError(`a chunk salt is ${CHUNK_SALT_BYTES} bytes`)
 }
 
-/** The AAD template of one chunk; blockAad() fills in the block index and last flag. */
-function chunkAad(fileId: Buffer, index: number): Buffer {
-  const aad = Buffer.alloc(AAD_BYTES)
+/** The AAD template of one sealing; blockAad() fills in the block index and last flag (its last 5 bytes). */
+function chunkAad(fileId: Buffer, index: number, salt: Buffer | undefined): Buffer {
+  const aad = Buffer.alloc(AAD_BYTES + (salt ? CHUNK_SALT_BYTES : 0))
   let p = CHUNK_LABEL.copy(aad, 0)
-  p = aad.writeUInt8(CHUNK_FORMAT_VERSION, p)
+  p = aad.writeUInt8(salt ? SALTED_CHUNK_FORMAT_VERSION : CHUNK_FORMAT_VERSION, p)
   p += fileId.copy(aad, p)
-  aad.writeBigUInt64BE(BigInt(index), p)
+  p = aad.writeBigUInt64BE(BigInt(index), p)
+  if (salt) salt.copy(aad, p)
   return aad
 }
 
 function blockAad(aad: Buffer, block: number, last: boolean): Buffer {
-  aad.writeUInt32BE(block, AAD_BLOCK_AT)
-  aad.writeUInt8(last ? 1 : 0, AAD_LAST_AT)
+  aad.writeUInt32BE(block, aad.length - 5)
+  aad.writeUInt8(last ? 1 : 0, aad.length - 1)
   return aad
 }
 
@@ -83,11 +92,11 @@ export function plainLength(sealedLength: number): number {
 }
 
 /** sealChunk with an injected nonce source (tests pin nonces; the public API is always random). */
-export function sealChunkWith(nonces: NonceSource, key: Buffer, fileId: Buffer, index: number, plain: Buffer): Buffer {
-  checkChunk(key, fileId, index)
+export function sealChunkWith(nonces: NonceSource, key: Buffer, fileId: Buffer, index: number, plain: Buffer, salt?: Buffer): Buffer {
+  checkChunk(key, fileId, index, salt)
   const n = blockCount(plain.length)
   const out = Buffer.allocUnsafe(plain.length + n * BLOCK_OVERHEAD)
-  const aad = chunkAad(fileId, index)
+  const aad = chunkAad(fileId, index, salt)
   let pos = 0
   for (let b = 0; b < n; b++) {
     const start = b * BLOCK_SIZE
@@ -98,13 +107,16 @@ export function sealChunkWith(nonces: NonceSource, key: Buffer, fileId: Buffer, 
   return out
 }
 
-/** Seals chunk `index` of file `fileId` (16 bytes): a run of BLOCK_SIZE blocks, fresh random nonces. */
-export function sealChunk(key: Buffer, fileId: Buffer, index: number, plain: Buffer): Buffer {
-  return sealChunkWith(randomNonces, key, fileId, index, plain)
+/**
+ * Seals chunk `index` of file `fileId` (16 bytes), or a slice of it: a run of BLOCK_SIZE blocks,
+ * fresh random nonces, bound to `salt` (8 bytes, random per sealing) when given.
+ */
+export function sealChunk(key: Buffer, fileId: Buffer, index: number, plain: Buffer, salt?: Buffer): Buffer {
+  return sealChunkWith(randomNonces, key, fileId, index, plain, salt)
 }
 
 /** Opens blocks firstBlock, firstBlock+1, ... laid end to end in `sealed`, of a chunk of `plainLen` bytes. */
-function openRun(key: Buffer, fileId: Buffer, index: number, plainLen: number, firstBlock: number, sealed: Buffer, what: string): Buffer {
+function openRun(key: Buffer, fileId: Buffer, index: number, salt: Buffer | undefined, plainLen: number, firstBlock: number, sealed: Buffer, what: string): Buffer {
   const n = blockCount(plainLen)
   // Size the output from the stored bytes, then check every block fits the chunk's layout exactly.
   let plainTotal = 0
@@ -122,7 +134,7 @@ function openRun(key: Buffer, fileId: Buffer, index: number, plainLen: number, f
   }
   if (b === firstBlock) throw new IntegrityError(`${what}: no sealed bytes`)
   const out = Buffer.allocUnsafe(plainTotal)
-  const aad = chunkAad(fileId, index)
+  const aad = chunkAad(fileId, index, salt)
   let at = 0
   let o = 0
   try {
@@ -138,9 +150,9 @@ function openRun(key: Buffer, fileId: Buffer, index: number, plainLen: number, f
   return out
 }
 
-/** Opens a whole sealed chunk; IntegrityError on any change (nothing is ever returned then). */
-export function openChunk(key: Buffer, fileId: Buffer, index: number, sealed: Buffer): Buffer {
-  checkChunk(key, fileId, index)
+/** Opens a whole sealed chunk (sealed with `salt`, if any); IntegrityError on any change (nothing is ever returned then). */
+export function openChunk(key: Buffer, fileId: Buffer, index: number, sealed: Buffer, salt?: Buffer): Buffer {
+  checkChunk(key, fileId, index, salt)
   const what = `chunk ${index} of file ${fileId.toString('hex')}`
   let plainLen: number
   try {
@@ -148,7 +160,7 @@ export function openChunk(key: Buffer, fileId: Buffer, index: number, sealed: Bu
   } catch (err) {
     throw new IntegrityError(`${what}: ${(err as Error).message}`)
   }
-  return openRun(key, fileId, index, plainLen, 0, sealed, what)
+  return openRun(key, fileId, index, salt, plainLen, 0, sealed, what)
 }
 
 export interface BlockSpan {
@@ -186,11 +198,11 @@ export function blockSpan(plainStart: number, plainEnd: number, plainLength: num
  * their plaintext concatenated (starting at plaintext offset firstBlock * BLOCK_SIZE; the caller
  * slices). IntegrityError when any block fails or the bytes do not end on a block boundary.
  */
-export function openBlocks(key: Buffer, fileId: Buffer, index: number, plainLength: number, firstBlock: number, sealed: Buffer): Buffer {
-  checkChunk(key, fileId, index)
+export function openBlocks(key: Buffer, fileId: Buffer, index: number, plainLength: number, firstBlock: number, sealed: Buffer, salt?: Buffer): Buffer {
+  checkChunk(key, fileId, index, salt)
   const n = blockCount(plainLength)
   if (!Number.isSafeInteger(firstBlock) || firstBlock < 0 || firstBlock >= n) {
     throw new RangeError(`firstBlock ${firstBlock} is outside a ${n}-block chunk`)
   }
-  return openRun(key, fileId, index, plainLength, firstBlock, sealed, `chunk ${index} of file ${fileId.toString('hex')}`)
+  return openRun(key, fileId, index, salt, plainLength, firstBlock, sealed, `chunk ${index} of file ${fileId.toString('hex')}`)
 }

@@ -7,7 +7,7 @@ export {
 } from './keyfile'
 export { VolumeKeys, SUBKEY_INFO, deriveVolumeKeys, recordName, rootInodeId } from './subkeys'
 export {
-  BLOCK_SIZE, BLOCK_OVERHEAD, SEALED_BLOCK_SIZE, CHUNK_FORMAT_VERSION, FILE_ID_BYTES, BlockSpan,
+  BLOCK_SIZE, BLOCK_OVERHEAD, SEALED_BLOCK_SIZE, CHUNK_FORMAT_VERSION, SALTED_CHUNK_FORMAT_VERSION, CHUNK_SALT_BYTES, FILE_ID_BYTES, BlockSpan,
   sealChunk, openChunk, sealedLength, plainLength, blockCount, blockSpan, openBlocks,
 } from './chunk'
 export { META_FORMAT_VERSION, META_OVERHEAD, sealMeta, openMeta } from './meta'

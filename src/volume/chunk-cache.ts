@@ -1,21 +1,26 @@
 // Decrypted chunks in memory, bounded in bytes. Concurrent reads of one chunk share one fetch
 // (lru-cache's fetch). Sequential readers load whole chunks; random readers load only the 64 KiB
 // AEAD blocks they touch, through an HTTP Range request. Inline chunks (small files, kept in the
-// metadata) are already in memory and are served as they are.
+// metadata) are already in memory and are served as they are. A sliced chunk (a base under newer
+// slices) is put together from its pieces, each fetched and cached like a chunk of its own.
 import { LRUCache } from 'lru-cache'
 import { BLOCK_SIZE, blockSpan, openBlocks, openChunk, sealedLength } from '../crypto'
-import { BlobRef, ChunkRef, chunkKey, isBlobRef } from './namespace'
+import { BlobRef, ChunkRef, SlicedRef, chunkKey, isBlobRef, isInlineRef, sliceBlob } from './chunk-refs'
 import { VolumeStore } from './store'
 
 interface FetchContext {
   fileId: Buffer
   index: number
-  ref: BlobRef
+  ref: BlobRef | SlicedRef
   block?: number
 }
 
 /** Cache key of a whole chunk is its chunkKey (blob id, and place in a pack); of one block, `key/block`. */
 const blockKey = (ref: BlobRef, block: number) => `${chunkKey(ref)}/${block}`
+/** A sliced chunk put together: named by all its pieces (a new slice makes a new key). */
+const slicedKey = (ref: SlicedRef) => `${ref.len}:${ref.base ? chunkKey(ref.base) : '-'}+${ref.slices.map((s) => (s.at === undefined ? s.id : `${s.id}@${s.at}`)).join('+')}`
+const keyOf = (ref: BlobRef | SlicedRef) => (isBlobRef(ref) ? chunkKey(ref) : slicedKey(ref))
+const saltOf = (ref: BlobRef) => (ref.salt === undefined ? undefined : Buffer.from(ref.salt, 'hex'))
 
 export class ChunkCache {
   private readonly lru: LRUCache<string, Buffer, FetchContext>
@@ -40,20 +45,22 @@ export class ChunkCache {
 
   /** The whole plaintext of a chunk (ref.len bytes). */
   async chunk(fileId: Buffer, index: number, ref: ChunkRef): Promise<Buffer> {
-    if (!isBlobRef(ref)) return ref.inline
-    this.count(this.lru.has(chunkKey(ref)))
-    const v = await this.lru.fetch(chunkKey(ref), { context: { fileId, index, ref } })
+    if (isInlineRef(ref)) return ref.inline
+    const key = keyOf(ref)
+    this.count(this.lru.has(key))
+    const v = await this.lru.fetch(key, { context: { fileId, index, ref } })
     return v!
   }
 
   /** Plaintext bytes [start, end) of a chunk, fetching only the blocks needed unless the chunk is cached. */
   async range(fileId: Buffer, index: number, ref: ChunkRef, start: number, end: number): Promise<Buffer> {
-    if (!isBlobRef(ref)) return ref.inline.subarray(start, end)
-    const whole = this.lru.get(chunkKey(ref))
+    if (isInlineRef(ref)) return ref.inline.subarray(start, end)
+    const whole = this.lru.get(keyOf(ref))
     if (whole) {
       this.hits++
       return whole.subarray(start, end)
     }
+    if (!isBlobRef(ref)) return this.slicedRange(fileId, index, ref, start, end)
     const span = blockSpan(start, end, ref.blob ?? ref.len)
     this.count(Array.from({ length: span.lastBlock - span.firstBlock + 1 }, (_, k) => span.firstBlock + k).every((b) => this.lru.has(blockKey(ref, b))))
     const blocks = await Promise.all(
@@ -72,10 +79,46 @@ export class ChunkCache {
     else this.misses++
   }
 
+  /**
+   * Bytes [start, end) of a sliced chunk without putting it all together: the base's blocks in the
+   * range, then each slice's parts that overlap it, oldest first (newer bytes win).
+   */
+  private async slicedRange(fileId: Buffer, index: number, ref: SlicedRef, start: number, end: number): Promise<Buffer> {
+    const out = Buffer.alloc(end - start)
+    const baseEnd = Math.min(end, ref.base?.len ?? 0)
+    const pieces: Promise<{ at: number; bytes: Buffer }>[] = []
+    if (ref.base && baseEnd > start) pieces.push(this.range(fileId, index, ref.base, start, baseEnd).then((bytes) => ({ at: 0, bytes })))
+    for (const s of ref.slices) {
+      const blob = sliceBlob(s)
+      for (const [off, n, pos] of s.parts) {
+        const a = Math.max(start, off)
+        const b = Math.min(end, off + n, ref.len)
+        if (a < b) pieces.push(this.range(fileId, index, blob, pos + a - off, pos + b - off).then((bytes) => ({ at: a - start, bytes })))
+      }
+    }
+    // Fetched in parallel, laid down in order: oldest first, so newer bytes land last.
+    for (const p of await Promise.all(pieces)) p.bytes.copy(out, p.at)
+    return out
+  }
+
+  /** A sliced chunk put together from its pieces (each cached on its own). */
+  private async assemble(fileId: Buffer, index: number, ref: SlicedRef): Promise<Buffer> {
+    const out = Buffer.alloc(ref.len)
+    const [base, ...slices] = await Promise.all([
+      ref.base && ref.base.len > 0 ? this.chunk(fileId, index, ref.base) : Promise.resolve(null),
+      ...ref.slices.map((s) => this.chunk(fileId, index, sliceBlob(s))),
+    ])
+    base?.copy(out, 0, 0, Math.min(ref.len, ref.base!.len))
+    ref.slices.forEach((s, k) => {
+      for (const [off, n, pos] of s.parts) if (off < ref.len) slices[k]!.copy(out, off, pos, pos + Math.min(n, ref.len - off))
+    })
+    return out
+  }
+
   /** Starts loading a chunk in the background (read-ahead); errors surface on the real read. */
   prefetch(fileId: Buffer, index: number, ref: ChunkRef): void {
-    if (!isBlobRef(ref) || this.lru.has(chunkKey(ref))) return
-    this.lru.fetch(chunkKey(ref), { context: { fileId, index, ref } }).catch(() => undefined)
+    if (isInlineRef(ref) || this.lru.has(keyOf(ref))) return
+    this.lru.fetch(keyOf(ref), { context: { fileId, index, ref } }).catch(() => undefined)
   }
 
   /** Seeds the cache with a chunk just written (its plaintext is known). */
@@ -88,16 +131,19 @@ export class ChunkCache {
    * is a Range read of its sealed bytes, checked by its AEAD (bound to the file and the index).
    */
   private async load(ctx: FetchContext): Promise<Buffer> {
-    const { fileId, index, ref } = ctx
+    const { fileId, index } = ctx
+    if (!isBlobRef(ctx.ref)) return this.assemble(fileId, index, ctx.ref)
+    const ref = ctx.ref
     const blobLen = ref.blob ?? ref.len
     const at = ref.at ?? 0
+    const salt = saltOf(ref)
     if (ctx.block === undefined) {
-      if (ref.at === undefined) return openChunk(this.key, fileId, index, await this.store.get(ref.id))
-      return this.store.getRange(ref.id, { start: at, end: at + sealedLength(blobLen) }, (bytes) => openChunk(this.key, fileId, index, bytes))
+      if (ref.at === undefined) return openChunk(this.key, fileId, index, await this.store.get(ref.id), salt)
+      return this.store.getRange(ref.id, { start: at, end: at + sealedLength(blobLen) }, (bytes) => openChunk(this.key, fileId, index, bytes, salt))
     }
     const span = blockSpan(ctx.block * BLOCK_SIZE, Math.min((ctx.block + 1) * BLOCK_SIZE, blobLen), blobLen)
     return this.store.getRange(ref.id, { start: at + span.sealedStart, end: at + span.sealedEnd }, (bytes) =>
-      openBlocks(this.key, fileId, index, blobLen, ctx.block!, bytes),
+      openBlocks(this.key, fileId, index, blobLen, ctx.block!, bytes, salt),
     )
   }
 }

@@ -1,9 +1,14 @@
 // File contents: write-back buffers per open file, sealing and upload of chunks in the background
 // under a memory budget, reads through the chunk cache with read-ahead, flush and truncate.
-import { blobId, sealChunk } from '../crypto'
+// A write into a stored chunk keeps only the bytes written (extents over the chunk, not loaded);
+// its upload stores them as a slice over the chunk, or folds everything into a new whole chunk
+// (compaction) once slices would cover much of it or become too many.
+import { randomBytes } from 'node:crypto'
+import { CHUNK_SALT_BYTES, blobId, sealChunk } from '../crypto'
 import { ChunkCache } from './chunk-cache'
+import { BlobRef, ChunkRef, INLINE_MAX, Slice, SlicePart, cutRef, isBlobRef, isInlineRef, isSlicedRef, sliceBlob, sliceCoverage } from './chunk-refs'
 import { FsError } from './fs-types'
-import { BlobRef, ChunkRef, INLINE_MAX, Inode, cutRef } from './namespace'
+import { Inode } from './namespace'
 import { PACK_PIECE_MAX, Packer } from './packer'
 import { Semaphore } from './semaphore'
 import { VolumeStore, isStoreFull } from './store'
@@ -18,18 +23,62 @@ export interface FileDataOptions {
   readAheadChunks: number
 }
 
+/** Bytes [off, off + len) of a chunk, written since its buffer opened; `buf` grows with them. */
+interface Extent {
+  off: number
+  len: number
+  buf: Buffer
+}
+
 interface DirtyChunk {
   /**
-   * Grows with the data (a 4 KiB file needs 64 KiB, not a whole chunk). Bytes past `len` are
-   * undefined: a write past `len` zeroes the gap first, reads stop at `len`.
+   * What the chunk held when its buffer opened, never loaded for a write: reads of bytes no extent
+   * covers, and a compaction, fetch them from here. null: nothing (a new chunk, a hole). Its `len`
+   * never exceeds the buffer's `len`, so bytes between them read as zeros.
    */
-  buf: Buffer
+  under: ChunkRef | null
+  /** The bytes written, sorted and disjoint (touching extents are merged). */
+  extents: Extent[]
   /** Bytes of the chunk that hold data; past it, zeros up to the file size. */
   len: number
-  /** Settles once the chunk's previous contents are loaded into `buf`. */
-  ready: Promise<void>
-  /** Writes about to copy into `buf`: back-pressure leaves such a buffer alone until they have. */
+  /** Memory the extents' buffers take from the budget. */
+  held: number
+  /** Writes about to copy into the extents: back-pressure leaves such a buffer alone until they have. */
   writers: number
+}
+
+/** A chunk stays a base plus at most this many slices; past it, the newest are merged into one. */
+export const MAX_SLICES = 256
+
+/** How an upload stores a chunk's buffer. */
+type UploadPlan =
+  | { kind: 'whole' }
+  /** A new slice of the written bytes, and of the bytes of the newest `merge` slices. */
+  | { kind: 'slice'; base: BlobRef | null; keep: Slice[]; merge: Slice[] }
+
+/**
+ * Whole (a new chunk, a small or inline one, writes covering it, or slices that would cover half
+ * of it: compaction) or a slice over what is stored. At the bound, the new slice also takes the
+ * newest slices, as many as stay small next to the next older one (size-tiered, as an LSM tree
+ * merges): each byte is then rewritten about log2(chunk / write) times, not once per merge.
+ */
+export function planUpload(under: ChunkRef | null, extents: readonly { off: number; len: number }[], len: number): UploadPlan {
+  if (!under || isInlineRef(under) || under.len === 0) return { kind: 'whole' }
+  if (extents.length === 1 && extents[0]!.off === 0 && extents[0]!.len >= len) return { kind: 'whole' }
+  const base = isBlobRef(under) ? under : under.base
+  const slices = isSlicedRef(under) ? under.slices : []
+  const written: Slice = { id: '', salt: '', blob: 0, parts: extents.map((e): SlicePart => [e.off, e.len, 0]) }
+  if (sliceCoverage([...slices, written]) * 2 >= len) return { kind: 'whole' }
+  if (slices.length < MAX_SLICES) return { kind: 'slice', base, keep: slices, merge: [] }
+  let run = extents.reduce((n, e) => n + e.len, 0)
+  let from = slices.length
+  while (from > 0) {
+    const size = slices[from - 1]!.blob
+    if (from < slices.length && size > run) break
+    run += size
+    from--
+  }
+  return { kind: 'slice', base, keep: slices.slice(0, from), merge: slices.slice(from) }
 }
 
 /**
@@ -168,14 +217,12 @@ export class FileData {
       const from = Math.max(position, chunkStart) - chunkStart
       const to = Math.min(end, chunkStart + this.C) - chunkStart
       // The buffer may have gone to upload (a flush) while we waited for it: then take the next one.
-      let dc = await this.dirtyChunk(f, i, from, to)
+      let dc = await this.dirtyChunk(f, i)
       while (f.dirty.get(i) !== dc) {
         dc.writers--
-        dc = await this.dirtyChunk(f, i, from, to)
+        dc = await this.dirtyChunk(f, i)
       }
-      if (to > dc.buf.length) this.grow(dc, to)
-      if (from > dc.len) dc.buf.fill(0, dc.len, from)
-      data.copy(dc.buf, from, chunkStart + from - position, chunkStart + to - position)
+      this.putExtent(dc, from, data.subarray(chunkStart + from - position, chunkStart + to - position))
       dc.len = Math.max(dc.len, to)
       dc.writers--
       // A full chunk is done; under back-pressure, so is any buffer no other write holds.
@@ -241,7 +288,7 @@ export class FileData {
   discard(f: FileState): void {
     f.discarded = true
     f.changed = false
-    for (const dc of f.dirty.values()) this.memory.give(dc.buf.length)
+    for (const dc of f.dirty.values()) this.memory.give(dc.held)
     f.dirty.clear()
     f.uploaded.clear()
     this.holders.delete(f)
@@ -268,9 +315,9 @@ export class FileData {
     for (const [i, dc] of f.dirty) {
       if (i >= count) {
         f.dirty.delete(i)
-        this.memory.give(dc.buf.length)
+        this.memory.give(dc.held)
       } else if ((i + 1) * this.C > size) {
-        dc.len = Math.min(dc.len, size - i * this.C)
+        this.cutDirty(dc, size - i * this.C)
       }
     }
     for (const i of [...f.uploaded.keys()]) if (i >= count) f.uploaded.delete(i)
@@ -283,18 +330,12 @@ export class FileData {
   }
 
   /** The chunk's write buffer, claimed for one write (the caller releases `writers`). */
-  private async dirtyChunk(f: FileState, i: number, from: number, to: number): Promise<DirtyChunk> {
+  private async dirtyChunk(f: FileState, i: number): Promise<DirtyChunk> {
     for (;;) {
       await f.uploads.get(i)
       const existing = f.dirty.get(i)
       if (existing) {
         existing.writers++
-        try {
-          await existing.ready
-        } catch (err) {
-          existing.writers--
-          throw new FsError('EIO', `could not read chunk ${i} to modify it: ${(err as Error).message}`)
-        }
         return existing
       }
       if (!this.memory.full) break
@@ -309,28 +350,10 @@ export class FileData {
     }
     const ref = f.ref(i)
     const validEnd = Math.min(this.C, Math.max(0, f.size - i * this.C))
-    const load = !!ref && ref.len > 0 && !(from === 0 && to >= Math.min(ref.len, validEnd))
-    const capacity = this.capacityFor(Math.max(to, load ? ref!.len : 0))
-    this.memory.take(capacity)
-    const dc: DirtyChunk = { buf: Buffer.allocUnsafe(capacity), len: 0, ready: Promise.resolve(), writers: 1 }
+    const under = !ref || ref.len === 0 || validEnd === 0 ? null : ref.len > validEnd ? cutRef(ref, validEnd) : ref
+    const dc: DirtyChunk = { under, extents: [], len: under?.len ?? 0, held: 0, writers: 1 }
     f.dirty.set(i, dc)
     this.holders.add(f)
-    if (load) {
-      dc.ready = this.cache.chunk(f.fileId, i, ref).then((plain) => {
-        plain.copy(dc.buf, 0, 0, ref!.len)
-        dc.len = Math.min(ref!.len, validEnd)
-      })
-      try {
-        await dc.ready
-      } catch (err) {
-        // An upload that took the buffer meanwhile drops it and gives its memory back.
-        if (f.dirty.get(i) === dc) {
-          f.dirty.delete(i)
-          this.memory.give(dc.buf.length)
-        }
-        throw new FsError('EIO', `could not read chunk ${i} to modify it: ${(err as Error).message}`)
-      }
-    }
     return dc
   }
 
@@ -344,11 +367,56 @@ export class FileData {
     return Math.min(cap, this.C)
   }
 
-  private grow(dc: DirtyChunk, needed: number): void {
-    const bigger = Buffer.allocUnsafe(this.capacityFor(needed))
-    dc.buf.copy(bigger, 0, 0, dc.len)
-    this.memory.take(bigger.length - dc.buf.length)
-    dc.buf = bigger
+  /** Copies written bytes into the chunk's extents, merging the extents they overlap or touch. */
+  private putExtent(dc: DirtyChunk, from: number, bytes: Buffer): void {
+    const to = from + bytes.length
+    const ex = dc.extents
+    let lo = 0
+    while (lo < ex.length && ex[lo]!.off + ex[lo]!.len < from) lo++
+    let hi = lo
+    while (hi < ex.length && ex[hi]!.off <= to) hi++
+    const first = ex[lo]
+    if (hi - lo === 1 && first!.off <= from && first!.buf.length >= to - first!.off) {
+      bytes.copy(first!.buf, from - first!.off) // the common case: appending within capacity
+      first!.len = Math.max(first!.len, to - first!.off)
+      return
+    }
+    const start = hi > lo ? Math.min(first!.off, from) : from
+    const end = hi > lo ? Math.max(ex[hi - 1]!.off + ex[hi - 1]!.len, to) : to
+    const buf = Buffer.allocUnsafe(this.capacityFor(end - start))
+    let freed = 0
+    for (let k = lo; k < hi; k++) {
+      ex[k]!.buf.copy(buf, ex[k]!.off - start, 0, ex[k]!.len)
+      freed += ex[k]!.buf.length
+    }
+    bytes.copy(buf, from - start)
+    ex.splice(lo, hi - lo, { off: start, len: end - start, buf })
+    this.memory.take(buf.length - freed)
+    dc.held += buf.length - freed
+  }
+
+  /** A truncate inside the buffered chunk: extents and what lies under them end at `n`. */
+  private cutDirty(dc: DirtyChunk, n: number): void {
+    dc.len = Math.min(dc.len, n)
+    if (dc.under && dc.under.len > n) dc.under = cutRef(dc.under, n)
+    dc.extents = dc.extents.filter((e) => e.off < n)
+    for (const e of dc.extents) e.len = Math.min(e.len, n - e.off)
+  }
+
+  /** Whether the extents alone hold bytes [from, to) (nothing under them needs reading). */
+  private static covers(dc: DirtyChunk, from: number, to: number): boolean {
+    return dc.extents.some((e) => e.off <= from && e.off + e.len >= to)
+  }
+
+  /** The chunk's bytes [0, len) as the buffer shows them: what lies under, then the extents. */
+  private async materialize(f: FileState, i: number, dc: DirtyChunk): Promise<Buffer> {
+    const out = Buffer.alloc(dc.len)
+    if (dc.under && dc.under.len > 0 && !FileData.covers(dc, 0, dc.len)) {
+      const under = await this.cache.chunk(f.fileId, i, dc.under)
+      under.copy(out, 0, 0, Math.min(dc.under.len, dc.len))
+    }
+    for (const e of dc.extents) if (e.off < dc.len) e.buf.copy(out, e.off, 0, Math.min(e.len, dc.len - e.off))
+    return out
   }
 
   /** Moves the chunk's buffer to an upload (after the chunk's upload under way, if any). */
@@ -356,7 +424,7 @@ export class FileData {
     const dc = f.dirty.get(i)
     if (!dc) return
     f.dirty.delete(i)
-    const held = dc.buf.length
+    const held = dc.held
     const before = f.uploads.get(i)
     const upload: Promise<ChunkRef | null> = (before ? before.then(() => this.upload(f, i, dc)) : this.upload(f, i, dc)).finally(() => {
       if (f.uploads.get(i) === upload) f.uploads.delete(i)
@@ -367,27 +435,18 @@ export class FileData {
 
   /** Seals and stores one chunk; resolves to its ref, or null when it failed (the buffer is kept for a retry). */
   private async upload(f: FileState, i: number, dc: DirtyChunk): Promise<ChunkRef | null> {
-    try {
-      await dc.ready
-    } catch {
-      return null // loading the old contents failed: no write went into this buffer
-    }
     const len = dc.len
-    if (i === 0 && f.size <= INLINE_MAX && len <= INLINE_MAX) {
-      // A small file: its data goes into the metadata with the next commit, no blob to store.
-      const ref = { inline: Buffer.from(dc.buf.subarray(0, len)), len }
-      f.uploaded.set(0, ref)
-      return ref
-    }
     try {
-      const plain = dc.buf.subarray(0, len)
-      // Small files and the tails of big ones share packs; a full chunk always has a blob of its own.
-      const packed = len <= PACK_PIECE_MAX && len < this.C
-      const ref = packed ? await this.storePacked(f, i, plain) : await this.uploadSlots.run(() => this.storeAlone(f, i, plain))
+      if (i === 0 && f.size <= INLINE_MAX && len <= INLINE_MAX) {
+        // A small file: its data goes into the metadata with the next commit, no blob to store.
+        const ref = { inline: await this.materialize(f, i, dc), len }
+        f.uploaded.set(0, ref)
+        return ref
+      }
+      const plan = planUpload(dc.under, dc.extents, len)
+      const ref = plan.kind === 'whole' ? await this.storeWhole(f, i, await this.materialize(f, i, dc)) : await this.storeSlice(f, i, dc, plan)
       f.uploaded.set(i, ref)
       this.fullAt = -Infinity
-      // The cache charges what it holds: hand it the buffer only when no spare capacity hides behind it.
-      this.cache.put(ref, plain.length === dc.buf.length ? dc.buf : Buffer.from(plain))
       return ref
     } catch (err) {
       f.error = err as Error
@@ -396,47 +455,98 @@ export class FileData {
       if (!f.dirty.has(i) && !f.discarded) {
         f.dirty.set(i, dc)
         this.holders.add(f)
-        this.memory.take(dc.buf.length)
+        this.memory.take(dc.held)
       }
       return null
     }
   }
 
-  /** A chunk in a blob of its own. */
-  private async storeAlone(f: FileState, i: number, plain: Buffer): Promise<BlobRef> {
-    const sealed = sealChunk(this.contentsKey, f.fileId, i, plain)
-    const id = await blobId(sealed)
-    await this.store.put(id, sealed)
-    return { id, len: plain.length }
+  /** The whole chunk as one sealing: alone, or in a pack when small (a full chunk always alone). */
+  private async storeWhole(f: FileState, i: number, plain: Buffer): Promise<BlobRef> {
+    const ref = await this.seal(f, i, plain, plain.length < this.C)
+    this.cache.put(ref, plain)
+    return ref
   }
 
-  /** A small chunk in a pack shared with others (packer.ts). */
-  private async storePacked(f: FileState, i: number, plain: Buffer): Promise<BlobRef> {
-    const { id, at } = await this.packer.add(sealChunk(this.contentsKey, f.fileId, i, plain))
-    return { id, len: plain.length, at }
+  /**
+   * The written bytes (and those of the slices being merged, fetched) as one new slice over the
+   * stored chunk. Its parts are the union of what it holds, newest bytes winning.
+   */
+  private async storeSlice(f: FileState, i: number, dc: DirtyChunk, plan: Extract<UploadPlan, { kind: 'slice' }>): Promise<ChunkRef> {
+    const spans: [number, number][] = []
+    for (const s of plan.merge) for (const [off, n] of s.parts) spans.push([off, off + n])
+    for (const e of dc.extents) if (e.off < dc.len) spans.push([e.off, Math.min(e.off + e.len, dc.len)])
+    spans.sort((a, b) => a[0] - b[0])
+    const parts: SlicePart[] = []
+    let size = 0
+    for (const [a, b] of spans) {
+      const last = parts[parts.length - 1]
+      if (last && a <= last[0] + last[1]) {
+        const grown = Math.max(last[1], b - last[0])
+        size += grown - last[1]
+        last[1] = grown
+      } else {
+        parts.push([a, b - a, size])
+        size += b - a
+      }
+    }
+    const plain = Buffer.alloc(size)
+    const at = (off: number) => {
+      const p = parts.find(([o, n]) => off >= o && off < o + n)!
+      return p[2] + off - p[0]
+    }
+    // Oldest first, so that newer bytes are laid down last.
+    for (const s of plan.merge) {
+      const bytes = await Promise.all(s.parts.map(([, n, pos]) => this.cache.range(f.fileId, i, sliceBlob(s), pos, pos + n)))
+      s.parts.forEach(([off], k) => bytes[k]!.copy(plain, at(off)))
+    }
+    for (const e of dc.extents) if (e.off < dc.len) e.buf.copy(plain, at(e.off), 0, Math.min(e.len, dc.len - e.off))
+    const blob = await this.seal(f, i, plain, true)
+    this.cache.put(blob, plain)
+    const slice: Slice = { id: blob.id, salt: blob.salt!, blob: plain.length, parts }
+    if (blob.at !== undefined) slice.at = blob.at
+    return { len: dc.len, base: plan.base && plan.base.len > dc.len ? (cutRef(plan.base, dc.len) as BlobRef) : plan.base, slices: [...plan.keep, slice] }
+  }
+
+  /**
+   * Seals plaintext of chunk `i` under a fresh salt and stores it: in a pack when small enough (and
+   * allowed), else alone, sealed inside an upload slot so sealed copies stay bounded by the slots.
+   */
+  private async seal(f: FileState, i: number, plain: Buffer, mayPack: boolean): Promise<BlobRef> {
+    const salt = randomBytes(CHUNK_SALT_BYTES)
+    const hex = salt.toString('hex')
+    if (mayPack && plain.length <= PACK_PIECE_MAX) {
+      const { id, at } = await this.packer.add(sealChunk(this.contentsKey, f.fileId, i, plain, salt))
+      return { id, len: plain.length, at, salt: hex }
+    }
+    const id = await this.uploadSlots.run(async () => {
+      const sealed = sealChunk(this.contentsKey, f.fileId, i, plain, salt)
+      const blob = await blobId(sealed)
+      await this.store.put(blob, sealed)
+      return blob
+    })
+    return { id, len: plain.length, salt: hex }
   }
 
   private async readPiece(f: FileState, i: number, from: number, to: number, out: Buffer, sequential: boolean): Promise<void> {
     await f.uploads.get(i)
     const dc = f.dirty.get(i)
-    if (dc) {
-      try {
-        await dc.ready
-      } catch (err) {
-        throw new FsError('EIO', `could not read chunk ${i}: ${(err as Error).message}`)
-      }
-    }
-    const ref = dc ? null : f.ref(i)
-    const have = dc ? dc.len : (ref?.len ?? 0)
+    const under = dc ? dc.under : f.ref(i)
+    const have = dc ? dc.len : (under?.len ?? 0)
     const dataEnd = Math.min(to, have)
-    if (dataEnd > from) {
-      let bytes: Buffer
-      if (dc) bytes = dc.buf.subarray(from, dataEnd)
-      else if (sequential) bytes = (await this.cache.chunk(f.fileId, i, ref!)).subarray(from, dataEnd)
-      else bytes = await this.cache.range(f.fileId, i, ref!, from, dataEnd)
+    out.fill(0, 0, to - from)
+    if (dataEnd <= from) return
+    const underEnd = Math.min(dataEnd, under?.len ?? 0)
+    if (under && underEnd > from && !(dc && FileData.covers(dc, from, underEnd))) {
+      const bytes = sequential ? (await this.cache.chunk(f.fileId, i, under)).subarray(from, underEnd) : await this.cache.range(f.fileId, i, under, from, underEnd)
       bytes.copy(out, 0)
     }
-    out.fill(0, Math.max(0, dataEnd - from), to - from)
+    // Written bytes over what was stored (taken after any fetch: the newest writes win).
+    for (const e of dc?.extents ?? []) {
+      const a = Math.max(from, e.off)
+      const b = Math.min(dataEnd, e.off + e.len)
+      if (a < b) e.buf.copy(out, a - from, a - e.off, b - e.off)
+    }
   }
 
   private readAhead(f: FileState, last: number): void {

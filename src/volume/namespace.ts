@@ -3,82 +3,16 @@
 // and what a later load rebuilds cannot drift apart.
 import { randomBytes } from 'node:crypto'
 import { FsError, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, isSpecialType } from './fs-types'
+import { BlobRef, ChunkRef, StoredRef, loadRef, refBlobs, storeRef, storeRefAfter } from './chunk-refs'
 import { splitParent, splitPath } from './paths'
 
-/** A chunk stored as a sealed blob on the servers, alone or (small chunks) in a pack with others. */
-export interface BlobRef {
-  /** Blob id of the sealed chunk, or of the pack that holds it. */
-  id: string
-  /** Plaintext bytes of the chunk that count; bytes of the chunk past it read as zeros. */
-  len: number
-  /** The sealed chunk's own plaintext length, when a truncate made `len` shorter (Range reads need it). */
-  blob?: number
-  /** Where the sealed chunk starts inside a pack (see packer.ts); absent: the blob is the chunk. */
-  at?: number
-}
+export * from './chunk-refs'
 
-/** What identifies a stored chunk (the cache's key): its blob, and its place in a pack. */
-export function chunkKey(ref: BlobRef): string {
-  return ref.at === undefined ? ref.id : `${ref.id}@${ref.at}`
-}
-
-/**
- * A small file's data kept in the metadata itself (sealed with it): closing the file then costs one
- * round of server writes (the commit), not two (the blob, then the commit).
- */
-export interface InlineRef {
-  inline: Buffer
-  /** Always inline.length. */
-  len: number
-}
-
-export type ChunkRef = BlobRef | InlineRef
-
-export const isBlobRef = (r: ChunkRef): r is BlobRef => 'id' in r
-
-/** Files up to this size keep their data inline (in the metadata) instead of in a blob. */
-export const INLINE_MAX = 4096
-
-/**
- * A chunk ref as journal entries and checkpoints store it: [id, len] or [id, len, blobLen]; a
- * chunk in a pack (format 2) {p: [id, at, len]} or {p: [id, at, len, blobLen]}; a small file's
- * data {inline: base64}.
- */
-export type StoredRef =
-  | [string, number]
-  | [string, number, number]
-  | { p: [string, number, number] | [string, number, number, number] }
-  | { inline: string }
-
-export function storeRef(r: ChunkRef): StoredRef {
-  if (!isBlobRef(r)) return { inline: r.inline.toString('base64') }
-  if (r.at !== undefined) return { p: r.blob !== undefined ? [r.id, r.at, r.len, r.blob] : [r.id, r.at, r.len] }
-  return r.blob !== undefined ? [r.id, r.len, r.blob] : [r.id, r.len]
-}
-
-export function loadRef(r: StoredRef): ChunkRef {
-  if (Array.isArray(r)) return r.length === 3 ? { id: r[0], len: r[1], blob: r[2] } : { id: r[0], len: r[1] }
-  if ('p' in r) {
-    const [id, at, len, blob] = r.p
-    return blob !== undefined ? { id, at, len, blob } : { id, at, len }
-  }
-  const inline = Buffer.from(r.inline, 'base64')
-  return { inline, len: inline.length }
-}
-
-/** The ref cut to its first `len` bytes (a truncate inside the chunk): a blob keeps its own length. */
-export function cutRef(r: ChunkRef, len: number): ChunkRef {
-  if (!isBlobRef(r)) return { inline: Buffer.from(r.inline.subarray(0, len)), len }
-  const cut: BlobRef = { id: r.id, len, blob: r.blob ?? r.len }
-  if (r.at !== undefined) cut.at = r.at
-  return cut
-}
-
-/** The blobs a file's chunks are stored in (inline chunks have none). */
+/** The blobs a file's chunks are stored in (inline chunks have none), each with its chunk's index. */
 export function chunkBlobs(node: { chunks?: ChunkMap }): { ref: BlobRef; index: number }[] {
   const out: { ref: BlobRef; index: number }[] = []
   node.chunks?.forEach((ref, index) => {
-    if (isBlobRef(ref)) out.push({ ref, index })
+    for (const blob of refBlobs(ref)) out.push({ ref: blob, index })
   })
   return out
 }
@@ -140,7 +74,7 @@ export interface SerializedInode extends InodeAttrs {
 
 /** A 'chunks' entry: the file's size and some chunk refs (null: a hole); the list is cut to the size. */
 export function chunksEntry(node: Inode, size: number, set: [number, ChunkRef | null][]): Entry {
-  return { t: 'chunks', ino: node.id, size, set: set.map(([i, ref]) => [i, ref ? storeRef(ref) : null]) }
+  return { t: 'chunks', ino: node.id, size, set: set.map(([i, ref]) => [i, ref ? storeRefAfter(node.chunks?.get(i), ref) : null]) }
 }
 
 /** The attributes of an inode without its contents (what an 'ino' entry records). */
@@ -449,7 +383,7 @@ export class Namespace {
         if (!node || node.kind !== 'file') throw new Error(`journal: chunks for unknown file ${entry.ino}`)
         const chunks = node.chunks!
         for (const [i, ref] of entry.set) {
-          if (ref) chunks.set(i, loadRef(ref))
+          if (ref) chunks.set(i, loadRef(ref, chunks.get(i)))
           else chunks.delete(i)
         }
         const count = Math.ceil(entry.size / this.chunkSize)

@@ -14,7 +14,7 @@ import { GroupCommit } from './group-commit'
 import { HandleTable } from './handles'
 import { Lease } from './lease'
 import { HeadMovedError, MetadataLog } from './metadata'
-import { ChunkRef, Entry, Inode, Namespace, chunksEntry, isBlobRef } from './namespace'
+import { ChunkRef, Entry, Inode, Namespace, chunksEntry, refBlobs } from './namespace'
 import { MAX_NAME_BYTES } from './paths'
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs'
 import { VolumeStore, isStoreFull } from './store'
@@ -179,7 +179,7 @@ export class Volume implements FileSystem {
       await this.commit()
       if (this.ns.hasPending()) continue
       const refs = referencedBlobs(this.ns, this.metadataBlobs())
-      for (const s of this.states.values()) for (const ref of s.uploaded.values()) if (isBlobRef(ref)) refs.add(ref.id)
+      for (const s of this.states.values()) for (const ref of s.uploaded.values()) for (const blob of refBlobs(ref)) refs.add(blob.id)
       return refs
     }
     return null

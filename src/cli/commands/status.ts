@@ -126,7 +126,7 @@ async function status(opts: CommonOptions): Promise<void> {
       `  ${files} files, ${dirs} directories${links ? `, ${links} symbolic links` : ''}, ${formatSize(bytes)} (${bytes} bytes)`,
       `  ${chunks.size} chunks of up to ${formatSize(head.chunkSize)}, replicas ${r}: ${under} under-replicated, ${missing} on no live server`,
       ...(unreadable ? [`  ${unreadable} files unreadable (a chunk on no live server; edfs ls marks them)`] : []),
-      `  commit ${head.seq} at ${new Date(head.updatedAt).toISOString()}; checkpoint ${head.checkpoint.seq} + ${head.journal.length} journal blobs (${formatSize(head.journalBytes)})`,
+      `  commit ${head.seq} at ${new Date(head.updatedAt).toISOString()}; checkpoint ${head.checkpoint.seq} + ${head.journalBlobs ?? head.journal.length} journal blobs (${formatSize(head.journalBytes)})`,
       `  lease: ${lease ? `held by ${lease.holder} since ${new Date(lease.sinceMs).toISOString()} (until ${new Date(lease.expiresMs).toISOString()})` : 'free (no writer)'}`,
       await repairLine(config.volumeId),
     ]
