@@ -3,7 +3,9 @@
 //   sequential write of 1 GiB ending in fsync (dd from /dev/zero; edfs does not compress), and of
 //   256 MiB from a random local file; sequential read of the 1 GiB after dropping caches (and, for
 //   the mount, a remount); 2,000 x 4 KiB files created and closed; cp -r of a source tree in; ls -lR
-//   of it cold; fio random 4 KiB reads; the daemon's peak RSS; bytes the servers sent per byte read.
+//   of it cold; fio random 4 KiB reads, then writes each followed by fsync; 1,000 SQLite transactions
+//   (rollback journal, WAL); the daemon's peak RSS; bytes the servers sent per byte read and received
+//   per byte written.
 // Every figure is printed with its ratio to the local directory and the issue's target.
 //
 // Needs root for drop_caches (without it the "cold" figures are warm for the local directory, and
@@ -22,6 +24,9 @@ const EDFS_BIN = path.join(REPO, 'bin', 'edfs')
 const GiB = 1 << 30
 const CACHE = '512MiB'
 const CACHE_BYTES = 512 * 1024 * 1024
+/** Random 4 KiB writes with fsync, and SQLite transactions, per run. */
+const RANDWRITE_BYTES = 8 << 20
+const SQLITE_TXNS = 1000
 
 interface Out {
   code: number | null
@@ -117,6 +122,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 4; i++) servers.push(await startBenchServer(root))
     const clients = servers.map((s) => new ServerClient({ url: s.url, user: BENCH_USER.name, password: BENCH_USER.password }))
     const served = async () => (await Promise.all(clients.map((c) => c.stats()))).reduce((a, s) => a + s.bytesServed, 0)
+    const received = async () => (await Promise.all(clients.map((c) => c.stats()))).reduce((a, s) => a + s.bytesReceived, 0)
     await edfs(['init', '--servers', servers.map((s) => s.url).join(','), '--user', BENCH_USER.name, '--config', cfg, '--replicas', '2'])
     await mkdir(mnt)
     await mkdir(local)
@@ -169,6 +175,23 @@ async function main(): Promise<void> {
       const job = (JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { jobs: { read: { iops: number } }[] }).jobs[0]!
       put('fio', where, job.read.iops)
       await sampleRss()
+
+      // Random 4 KiB overwrites, each followed by fsync: write amplification (slices, the journal).
+      const sentBefore = where === 'mount' ? await received() : 0
+      r = await must('fio', ['--name=randwrite', `--filename=${dir}/fio.bin`, '--rw=randwrite', '--bs=4k', '--size=256M', `--io_size=${RANDWRITE_BYTES}`, '--fsync=1', '--ioengine=psync', '--output-format=json'])
+      const wjob = (JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { jobs: { write: { iops: number } }[] }).jobs[0]!
+      put('fioWrite', where, wjob.write.iops)
+      if (where === 'mount') put('writeAmp', where, ((await received()) - sentBefore) / RANDWRITE_BYTES)
+
+      // SQLite: 1,000 transactions of one insert each, synchronous=FULL, rollback journal then WAL.
+      for (const mode of ['delete', 'wal'] as const) {
+        const db = `${dir}/bench-${mode}.db`
+        const sql = [`PRAGMA journal_mode=${mode};`, 'PRAGMA synchronous=FULL;', 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);']
+        for (let k = 0; k < SQLITE_TXNS; k++) sql.push(`BEGIN; INSERT INTO t(v) VALUES ('${'x'.repeat(100)}${k}'); COMMIT;`)
+        r = await must('sqlite3', [db], { input: sql.join('\n') })
+        put(`sqlite-${mode}`, where, r.ms / 1000)
+      }
+      await sampleRss()
       console.log(`#   done (load ${await loadavg()})`)
     }
     await umount()
@@ -185,6 +208,9 @@ async function main(): Promise<void> {
     row(`cp -r of a source tree in (${treeFiles} files, ${(treeBytes / 1e6).toFixed(1)} MB)`, 'cpR', 'MB/s', true, 0.15, '>= 0.15')
     row('ls -lR of it, cold', 'lsR', 'ms', false, 4, '<= 4x time')
     row('fio random 4 KiB reads (psync, 256 MiB, 15 s)', 'fio', 'IOPS', true, null, '-')
+    row(`fio random 4 KiB writes, fsync after each (${RANDWRITE_BYTES >> 20} MiB over 256 MiB)`, 'fioWrite', 'IOPS', true, null, '-')
+    row(`SQLite ${SQLITE_TXNS} transactions, synchronous=FULL, rollback journal`, 'sqlite-delete', 's', false, null, '-')
+    row(`SQLite ${SQLITE_TXNS} transactions, synchronous=FULL, WAL`, 'sqlite-wal', 's', false, null, '-')
 
     console.log('\n| figure | local | mount | mount/local | target | |')
     console.log('|---|---|---|---|---|---|')
@@ -194,6 +220,8 @@ async function main(): Promise<void> {
     }
     const rssTarget = CACHE_BYTES + 150e6
     console.log(`| daemon peak RSS (VmHWM), cache ${CACHE} | | ${(peakRss / 1e6).toFixed(0)} MB | | <= ${(rssTarget / 1e6).toFixed(0)} MB | ${peakRss <= rssTarget ? 'met' : 'MISSED'} |`)
+    const amp = res.writeAmp!.mount
+    console.log(`| bytes received by the servers per byte written (the fio random writes above; R = 2, metadata on 3) | | ${amp.toFixed(2)} | | <= 3 (1.5 x R) | ${amp <= 3 ? 'met' : 'MISSED'} |`)
     const bpb = res.bytesPerByte!.mount
     console.log(`| bytes from servers per byte read (cold sequential) | | ${bpb.toFixed(4)} | | <= 1.01 | ${bpb <= 1.01 ? 'met' : 'MISSED'} |`)
     console.log(`\n# load average at the end ${await loadavg()}; drop_caches ${cachesDropped() ? 'used' : 'NOT available'}`)

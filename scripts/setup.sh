@@ -79,7 +79,7 @@ tools=()
 if [ $npm_ci = yes ] || [ ! -f node_modules/fuse-native/build/edfs-native.stamp ]; then tools+=(python3 make g++); fi
 case "${1:-}" in
   --test) tools+=(sqlite3 git openssl python3) ;;
-  --bench) tools+=(fio) ;;
+  --bench) tools+=(fio sqlite3) ;;
 esac
 for tool in "${tools[@]}"; do command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool"); done
 # getfattr/setfattr (the xattr tests) come in Debian's package attr.
