@@ -193,9 +193,12 @@ export function cutRef(r: ChunkRef, len: number): ChunkRef {
   return { len: Math.min(r.len, len), base: r.base && r.base.len > len ? (cutRef(r.base, len) as BlobRef) : r.base, slices }
 }
 
-/** Bytes of the chunk that the slices cover (overlaps counted once). */
-export function sliceCoverage(slices: readonly Slice[]): number {
-  const spans = slices.flatMap((s) => s.parts.map(([off, n]) => [off, off + n] as const)).sort((a, b) => a[0] - b[0])
+/** Bytes of the chunk below `limit` that the slices cover (overlaps counted once). */
+export function sliceCoverage(slices: readonly Slice[], limit = Infinity): number {
+  const spans = slices
+    .flatMap((s) => s.parts.map(([off, n]) => [off, Math.min(off + n, limit)] as const))
+    .filter(([a, b]) => a < b)
+    .sort((a, b) => a[0] - b[0])
   let total = 0
   let end = -1
   for (const [a, b] of spans) {

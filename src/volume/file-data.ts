@@ -57,8 +57,8 @@ type UploadPlan =
   | { kind: 'slice'; base: BlobRef | null; keep: Slice[]; merge: Slice[] }
 
 /**
- * Whole (a new chunk, a small or inline one, writes covering it, or slices that would cover half
- * of it: compaction) or a slice over what is stored. At the bound, the new slice also takes the
+ * Whole (a new chunk, a small or inline one, writes covering it, or slices that would shadow half
+ * of its base: compaction) or a slice over what is stored. At the bound, the new slice also takes the
  * newest slices, as many as stay small next to the next older one (size-tiered, as an LSM tree
  * merges): each byte is then rewritten about log2(chunk / write) times, not once per merge.
  */
@@ -68,7 +68,11 @@ export function planUpload(under: ChunkRef | null, extents: readonly { off: numb
   const base = isBlobRef(under) ? under : under.base
   const slices = isSlicedRef(under) ? under.slices : []
   const written: Slice = { id: '', salt: '', blob: 0, parts: extents.map((e): SlicePart => [e.off, e.len, 0]) }
-  if (sliceCoverage([...slices, written]) * 2 >= len) return { kind: 'whole' }
+  // Compaction once half the base is shadowed (dead bytes, and a fetch more for each read). Slices
+  // past the base's end shadow nothing: a chunk written in pieces (back-pressure split a sequential
+  // write) stays a base and its continuation, not rewritten at the next small write.
+  const baseLen = base?.len ?? 0
+  if (baseLen > 0 && sliceCoverage([...slices, written], baseLen) * 2 >= baseLen) return { kind: 'whole' }
   if (slices.length < MAX_SLICES) return { kind: 'slice', base, keep: slices, merge: [] }
   let run = extents.reduce((n, e) => n + e.len, 0)
   let from = slices.length
