@@ -25,7 +25,8 @@ export interface Head {
   rootId: string
   chunkSize: number
   replicas: number
-  checkpoint: { seq: number; pieces: string[] }
+  /** `bytes` (format 3): the sealed size of its pieces, which decides when the next one pays. */
+  checkpoint: { seq: number; pieces: string[]; bytes?: number }
   /** Journal blobs after the checkpoint, by id (formats 1 and 2; a format-3 writer adds none here). */
   journal: string[]
   /**
@@ -66,8 +67,11 @@ export class HeadMovedError extends Error {
 }
 
 export const CHECKPOINT_PIECE_BYTES = 4 * 1024 * 1024
-/** A checkpoint is written once the journal holds this many blobs or bytes. */
+/** A checkpoint is written once the journal holds this many blobs and as many bytes as the last checkpoint, */
 export const CHECKPOINT_AFTER_BLOBS = 256
+/** and always at this many blobs (a load walks the chain one fetch per blob). */
+export const CHECKPOINT_MAX_BLOBS = 2048
+/** or this many bytes. */
 export const CHECKPOINT_AFTER_BYTES = 16 * 1024 * 1024
 /** Most bytes of entries carried inline in the head. */
 export const TAIL_MAX_BYTES = 16 * 1024
@@ -214,7 +218,12 @@ export class MetadataLog {
   }
 
   needsCheckpoint(): boolean {
-    return this.journalIds.length >= CHECKPOINT_AFTER_BLOBS || this.current.journalBytes >= CHECKPOINT_AFTER_BYTES
+    const blobs = this.journalIds.length
+    const journal = this.current.journalBytes
+    if (blobs >= CHECKPOINT_MAX_BLOBS || journal >= CHECKPOINT_AFTER_BYTES) return true
+    // A checkpoint costs the whole namespace (inline small files included) on 3 servers: write it
+    // once the journal is as big as it, so its cost stays below the journal's own.
+    return blobs >= CHECKPOINT_AFTER_BLOBS && journal >= (this.current.checkpoint.bytes ?? 0)
   }
 
   /** Seals the whole namespace into pieces and restarts the journal after it. */
@@ -223,15 +232,17 @@ export class MetadataLog {
     const plain = Buffer.from(JSON.stringify(ns.serialize()))
     const pieces: string[] = []
     const uploads: Promise<unknown>[] = []
+    let bytes = 0
     for (let off = 0, k = 0; off < plain.length || k === 0; off += CHECKPOINT_PIECE_BYTES, k++) {
       const sealed = sealMeta(this.keys.metadata, this.context(`checkpoint/${seq}/${k}`), plain.subarray(off, off + CHECKPOINT_PIECE_BYTES))
       const id = await blobId(sealed)
       pieces.push(id)
+      bytes += sealed.length
       uploads.push(this.store.put(id, sealed, metadataCopies(this.store)))
     }
     await Promise.all(uploads)
     await this.advance({
-      ...this.current, seq, checkpoint: { seq, pieces }, journal: [], journalTip: undefined, journalBlobs: 0, journalBytes: 0, tail: [], tailBytes: 0, tailCommits: 0, updatedAt: Date.now(),
+      ...this.current, seq, checkpoint: { seq, pieces, bytes }, journal: [], journalTip: undefined, journalBlobs: 0, journalBytes: 0, tail: [], tailBytes: 0, tailCommits: 0, updatedAt: Date.now(),
     })
     this.journalIds = []
   }
@@ -324,7 +335,7 @@ export class MetadataLog {
     const bodies: { id: string; body: JournalBody }[] = []
     let id: string | null = tip
     while (id !== null && id !== stop) {
-      if (bodies.length > Math.min(limit, CHECKPOINT_AFTER_BLOBS * 64)) throw new MetadataError('the journal chain is longer than its head says', id)
+      if (bodies.length > Math.min(limit, CHECKPOINT_MAX_BLOBS * 4)) throw new MetadataError('the journal chain is longer than its head says', id)
       const [sealed] = await this.fetchAll([id])
       let body: JournalBody
       try {
