@@ -19,7 +19,14 @@ interface FetchContext {
 const blockKey = (ref: BlobRef, block: number) => `${chunkKey(ref)}/${block}`
 /** A sliced chunk put together: named by all its pieces (a new slice makes a new key). */
 const slicedKey = (ref: SlicedRef) => `${ref.len}:${ref.base ? chunkKey(ref.base) : '-'}+${ref.slices.map((s) => (s.at === undefined ? s.id : `${s.id}@${s.at}`)).join('+')}`
-const keyOf = (ref: BlobRef | SlicedRef) => (isBlobRef(ref) ? chunkKey(ref) : slicedKey(ref))
+/** Refs are never changed in place, so a sliced ref's key (up to 256 slices long) is built once. */
+const slicedKeys = new WeakMap<SlicedRef, string>()
+const keyOf = (ref: BlobRef | SlicedRef): string => {
+  if (isBlobRef(ref)) return chunkKey(ref)
+  let key = slicedKeys.get(ref)
+  if (key === undefined) slicedKeys.set(ref, (key = slicedKey(ref)))
+  return key
+}
 const saltOf = (ref: BlobRef) => (ref.salt === undefined ? undefined : Buffer.from(ref.salt, 'hex'))
 
 export class ChunkCache {

@@ -412,8 +412,13 @@ export class FileData {
     return dc.extents.some((e) => e.off <= from && e.off + e.len >= to)
   }
 
-  /** The chunk's bytes [0, len) as the buffer shows them: what lies under, then the extents. */
+  /**
+   * The chunk's bytes [0, len) as the buffer shows them: what lies under, then the extents. A
+   * chunk written whole from its start (a sequential writer) is its one extent's buffer, not a copy.
+   */
   private async materialize(f: FileState, i: number, dc: DirtyChunk): Promise<Buffer> {
+    const only = dc.extents.length === 1 ? dc.extents[0]! : undefined
+    if (only && only.off === 0 && only.len >= dc.len && only.buf.length === dc.len) return only.buf
     const out = Buffer.alloc(dc.len)
     if (dc.under && dc.under.len > 0 && !FileData.covers(dc, 0, dc.len)) {
       const under = await this.cache.chunk(f.fileId, i, dc.under)
@@ -538,13 +543,14 @@ export class FileData {
     const under = dc ? dc.under : f.ref(i)
     const have = dc ? dc.len : (under?.len ?? 0)
     const dataEnd = Math.min(to, have)
-    out.fill(0, 0, to - from)
-    if (dataEnd <= from) return
     const underEnd = Math.min(dataEnd, under?.len ?? 0)
+    let filled = 0
     if (under && underEnd > from && !(dc && FileData.covers(dc, from, underEnd))) {
       const bytes = sequential ? (await this.cache.chunk(f.fileId, i, under)).subarray(from, underEnd) : await this.cache.range(f.fileId, i, under, from, underEnd)
-      bytes.copy(out, 0)
+      filled = bytes.copy(out, 0)
     }
+    out.fill(0, filled, to - from)
+    if (dataEnd <= from) return
     // Written bytes over what was stored (taken after any fetch: the newest writes win).
     for (const e of dc?.extents ?? []) {
       const a = Math.max(from, e.off)
