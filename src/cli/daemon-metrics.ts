@@ -1,5 +1,5 @@
 // Prometheus metrics of the mount daemon (`edfs mount --metrics ADDR`, off by default): the chunk
-// cache, the write-back pipeline, commits, each server as the daemon sees it, the cluster's
+// cache (memory and disk), the write-back pipeline, commits, each server as the daemon sees it, the cluster's
 // failovers and corruptions, background repair. Read from the live objects at scrape time.
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { pulledCounter, pulledGauge } from '../protocol'
@@ -14,6 +14,13 @@ export function daemonRegistry(volume: OpenVolume): Registry {
   gauge('edfs_mount_cache_bytes', 'Decrypted chunk bytes held in the cache', () => volume.cache.bytes)
   counter('edfs_mount_cache_hits_total', 'Chunk reads served from the cache', () => volume.cache.hits)
   counter('edfs_mount_cache_misses_total', 'Chunk reads that asked the servers', () => volume.cache.misses)
+  const disk = volume.cache.disk
+  if (disk) {
+    gauge('edfs_mount_disk_cache_bytes', 'Sealed chunk bytes kept on the local disk', () => disk.bytes)
+    counter('edfs_mount_disk_cache_hits_total', 'Reads of sealed bytes served from the local disk', () => disk.hits)
+    counter('edfs_mount_disk_cache_misses_total', 'Reads of sealed bytes the local disk did not have', () => disk.misses)
+    counter('edfs_mount_disk_cache_corrupt_total', 'Disk cache entries that failed their check (dropped, fetched again)', () => disk.corrupt)
+  }
   gauge('edfs_mount_dirty_bytes', 'Bytes written but not yet stored on the servers', () => volume.dirtyBytes)
   counter('edfs_mount_commits_total', 'Commits of the volume\'s metadata', () => volume.commits.count)
   counter('edfs_mount_commit_failures_total', 'Commits that failed (retried)', () => volume.commits.failed)

@@ -14,12 +14,14 @@ const OPTIONS: Record<string, { flag: string; value: boolean }> = {
   allow_other: { flag: '--allow-other', value: false },
   sync_close: { flag: '--sync-close', value: false },
   cache_size: { flag: '--cache-size', value: true },
+  cache_dir: { flag: '--cache-dir', value: true },
+  disk_cache_size: { flag: '--disk-cache-size', value: true },
   commit_interval: { flag: '--commit-interval', value: true },
   metrics: { flag: '--metrics', value: true },
 }
 
 export const MOUNT_OPTIONS_HELP = `-o options (mount -t fuse.edfs, fstab): ro, allow_other, sync_close, cache_size=SIZE,
-commit_interval=SECONDS, metrics=[HOST:]PORT, password_file=FILE (the password, read at mount
+cache_dir=DIR, disk_cache_size=SIZE, commit_interval=SECONDS, metrics=[HOST:]PORT, password_file=FILE (the password, read at mount
 time; else $EDFS_PASSWORD). mount's own options (_netdev, nofail, noauto, defaults, ...) are ignored.`
 
 /**

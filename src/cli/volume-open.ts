@@ -1,12 +1,13 @@
 // From a config file and a password to a connected cluster, the volume's keys, and an open volume.
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile, statfs } from 'node:fs/promises'
 import { Cluster, ClusterConnectError } from '../cluster'
 import { KeyFile, VolumeKeys, WrongPassphraseError, deriveVolumeKeys, parseKeyFile, serializeKeyFile, unwrapMasterKey } from '../crypto'
 import { ServerError } from '../protocol'
-import { BackgroundRepairOptions, DegradedTracker, RepairQueue, Volume, VolumeOptions, VolumeStore, readMembership } from '../volume'
+import { BackgroundRepairOptions, DegradedTracker, DiskCache, RepairQueue, Volume, VolumeOptions, VolumeStore, readMembership } from '../volume'
 import { ClientConfig, configPath, keyFilePath, loadConfig, saveConfig, writePrivateFile } from './config'
 import { UsageError } from './errors'
-import { repairQueueFile } from './state-dir'
+import { diskCacheDir, repairQueueFile } from './state-dir'
+import { formatSize } from './units'
 
 /** The key file's record name on the servers (readable before the volume's keys are known). */
 export const KEYFILE_RECORD = 'keyfile'
@@ -147,7 +148,9 @@ export async function openVolume(
     config?: string; readOnly: boolean; cacheBytes?: number; password: string; repair?: RepairSettings
     /** Look for a changed server list this often (the mount daemon); a change starts a rebalance. */
     followMembershipMs?: number
-  } & Partial<VolumeOptions>,
+    /** Keep sealed chunks on this machine's disk (dir default: diskCacheDir; size default: defaultDiskCacheBytes). */
+    disk?: { dir?: string; maxBytes?: number }
+  } & Partial<Omit<VolumeOptions, 'diskCache'>>,
 ): Promise<OpenVolume> {
   const session = await openSession(opts)
   try {
@@ -158,7 +161,8 @@ export async function openVolume(
       store = new DegradedTracker(session.cluster, queue)
       backgroundRepair = { queue, store: session.cluster, ...opts.repair }
     }
-    const volume = await Volume.open(store, session.keys, { opTimeoutMs: session.config.timeoutMs, backgroundRepair, ...opts })
+    const diskCache = opts.disk ? await openDiskCache(opts.disk, session.config.volumeId, opts.log) : undefined
+    const volume = await Volume.open(store, session.keys, { opTimeoutMs: session.config.timeoutMs, backgroundRepair, diskCache, ...opts })
     const close = volume.close.bind(volume)
     let follower: NodeJS.Timeout | null = null
     if (opts.followMembershipMs) {
@@ -187,6 +191,31 @@ export async function openVolume(
   } catch (err) {
     session.cluster.close()
     throw err
+  }
+}
+
+/** Default disk cache size: 10 GiB, or half the space free where it lives if that is less. */
+export const DISK_CACHE_DEFAULT_MAX = 10 * 1024 ** 3
+
+/**
+ * The disk cache the mount asked for. A directory given with --cache-dir that cannot be made is an
+ * error; the default one is a warning and no disk cache (a cache is never a reason not to mount).
+ */
+async function openDiskCache(want: { dir?: string; maxBytes?: number }, volumeId: string, log?: (line: string) => void): Promise<DiskCache | undefined> {
+  const dir = want.dir ?? diskCacheDir(volumeId)
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    let size = want.maxBytes
+    if (size === undefined) {
+      const fs = await statfs(dir)
+      size = Math.max(64 * 1024 * 1024, Math.min(DISK_CACHE_DEFAULT_MAX, Math.floor((fs.bavail * fs.bsize) / 2)))
+    }
+    log?.(`disk cache: ${dir}, up to ${formatSize(size)}`)
+    return await DiskCache.open(dir, size, log)
+  } catch (err) {
+    if (want.dir) throw new UsageError(`--cache-dir ${dir}: ${(err as Error).message}`)
+    log?.(`warning: no disk cache (${dir}: ${(err as Error).message})`)
+    return undefined
   }
 }
 

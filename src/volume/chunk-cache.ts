@@ -2,11 +2,13 @@
 // (lru-cache's fetch). Sequential readers load whole chunks; random readers load only the 64 KiB
 // AEAD blocks they touch, through an HTTP Range request. Inline chunks (small files, kept in the
 // metadata) are already in memory and are served as they are. A sliced chunk (a base under newer
-// slices) is put together from its pieces, each fetched and cached like a chunk of its own.
+// slices) is put together from its pieces, each fetched and cached like a chunk of its own. Below
+// the memory, an optional disk cache keeps the sealed bytes fetched (disk-cache.ts).
 import { LRUCache } from 'lru-cache'
-import { BLOCK_SIZE, blockSpan, openBlocks, openChunk, sealedLength } from '../crypto'
+import { BLOCK_SIZE, blobId, blockSpan, openBlocks, openChunk, sealedLength } from '../crypto'
 import { BlobRef, ChunkRef, SlicedRef, chunkKey, isBlobRef, isInlineRef, sliceBlob } from './chunk-refs'
-import { VolumeStore } from './store'
+import type { DiskCache } from './disk-cache'
+import type { ByteRange, VolumeStore } from './store'
 
 interface FetchContext {
   fileId: Buffer
@@ -31,12 +33,18 @@ const saltOf = (ref: BlobRef) => (ref.salt === undefined ? undefined : Buffer.fr
 
 export class ChunkCache {
   private readonly lru: LRUCache<string, Buffer, FetchContext>
+  /** Keys of whole chunks being fetched (lru-cache's `has` does not count a fetch in flight). */
+  private readonly loadingWhole = new Set<string>()
 
-  constructor(private readonly store: VolumeStore, private readonly key: Buffer, maxBytes: number) {
+  constructor(private readonly store: VolumeStore, private readonly key: Buffer, maxBytes: number, readonly disk: DiskCache | null = null) {
     this.lru = new LRUCache<string, Buffer, FetchContext>({
       maxSize: Math.max(maxBytes, 1),
       sizeCalculation: (v) => Math.max(v.length, 1),
-      fetchMethod: (_k, _stale, { context }) => this.load(context),
+      fetchMethod: (key, _stale, { context }) => {
+        if (context.block !== undefined) return this.load(context)
+        this.loadingWhole.add(key)
+        return this.load(context).finally(() => this.loadingWhole.delete(key))
+      },
       // A fetch in flight is evicted when the cache fills around it; its reader still wants the bytes.
       ignoreFetchAbort: true,
     })
@@ -67,6 +75,9 @@ export class ChunkCache {
       this.hits++
       return whole.subarray(start, end)
     }
+    // The whole chunk is on its way (read-ahead, or a sequential reader): wait for it rather than
+    // fetch some of its blocks a second time (the kernel's parallel read-ahead arrives out of order).
+    if (this.loadingWhole.has(keyOf(ref))) return (await this.chunk(fileId, index, ref)).subarray(start, end)
     if (!isBlobRef(ref)) return this.slicedRange(fileId, index, ref, start, end)
     const span = blockSpan(start, end, ref.blob ?? ref.len)
     this.count(Array.from({ length: span.lastBlock - span.firstBlock + 1 }, (_, k) => span.firstBlock + k).every((b) => this.lru.has(blockKey(ref, b))))
@@ -134,8 +145,11 @@ export class ChunkCache {
   }
 
   /**
-   * A chunk alone in its blob is fetched whole and checked against the blob id; a chunk in a pack
-   * is a Range read of its sealed bytes, checked by its AEAD (bound to the file and the index).
+   * A chunk's sealed bytes, opened. A salted sealing is read as a byte range and checked by its
+   * AEAD alone: the salt in its ref is bound into every block, so no other sealing (an older
+   * version, another file's chunk) opens under it, and hashing the blob would add nothing (see
+   * docs/crypto.md). An unsalted chunk alone in its blob (formats 1 and 2) is fetched whole and
+   * checked against its blob id too. A chunk in a pack, or some of a chunk's blocks, is a range.
    */
   private async load(ctx: FetchContext): Promise<Buffer> {
     const { fileId, index } = ctx
@@ -145,12 +159,44 @@ export class ChunkCache {
     const at = ref.at ?? 0
     const salt = saltOf(ref)
     if (ctx.block === undefined) {
-      if (ref.at === undefined) return openChunk(this.key, fileId, index, await this.store.get(ref.id), salt)
-      return this.store.getRange(ref.id, { start: at, end: at + sealedLength(blobLen) }, (bytes) => openChunk(this.key, fileId, index, bytes, salt))
+      const open = (bytes: Buffer) => openChunk(this.key, fileId, index, bytes, salt)
+      if (ref.at === undefined && salt === undefined) return this.sealed(ref.id, null, open)
+      return this.sealed(ref.id, { start: at, end: at + sealedLength(blobLen) }, open)
     }
     const span = blockSpan(ctx.block * BLOCK_SIZE, Math.min((ctx.block + 1) * BLOCK_SIZE, blobLen), blobLen)
-    return this.store.getRange(ref.id, { start: at + span.sealedStart, end: at + span.sealedEnd }, (bytes) =>
+    return this.sealed(ref.id, { start: at + span.sealedStart, end: at + span.sealedEnd }, (bytes) =>
       openBlocks(this.key, fileId, index, blobLen, ctx.block!, bytes, salt),
     )
+  }
+
+  /**
+   * Sealed bytes of blob `id` (the whole blob, hash-checked, or `range` of it) from the disk cache
+   * if it has them and they pass the same checks as a server's, else from the servers (and then
+   * kept on the disk); returns what `open` makes of them (it throws on bad bytes).
+   */
+  private async sealed(id: string, range: ByteRange | null, open: (sealed: Buffer) => Buffer): Promise<Buffer> {
+    const key = range ? `${id}.${range.start}-${range.end}` : id
+    const disk = this.disk
+    if (disk) {
+      const bytes = await disk.read(key)
+      if (bytes) {
+        try {
+          if (!range && (await blobId(bytes)) !== id) throw new Error('not the blob')
+          return open(bytes)
+        } catch {
+          disk.drop(key)
+        }
+      }
+    }
+    let sealed: Buffer | undefined
+    const plain = range
+      ? await this.store.getRange(id, range, (bytes) => {
+          const p = open(bytes)
+          sealed = bytes
+          return p
+        })
+      : open((sealed = await this.store.get(id)))
+    disk?.write(key, sealed!)
+    return plain
   }
 }

@@ -4,8 +4,7 @@
 // the queue. A queue that outgrows its bound asks for a full pass instead of growing.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import type { ByteRange } from '../cluster/server-client'
-import type { RecordCopy, StoreMember, VolumeStore } from './store'
+import type { ByteRange, RecordCopy, StoreMember, VolumeStore } from './store'
 
 /** Ids remembered at most (64 hex each: ~7 MB of file); beyond that a full pass finds the rest. */
 export const MAX_QUEUED = 100_000

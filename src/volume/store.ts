@@ -1,5 +1,10 @@
 // What the volume needs from the storage below it. The cluster client (src/cluster) provides it.
-import type { ByteRange } from '../cluster/server-client'
+
+/** Bytes [start, end) of a blob. */
+export interface ByteRange {
+  start: number
+  end: number
+}
 
 export interface StoreMember {
   url: string

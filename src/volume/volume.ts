@@ -2,6 +2,7 @@
 // write-back buffers and the chunk cache. Implements FileSystem for the FUSE adapter and the CLI.
 import { VolumeKeys, rootInodeId } from '../crypto'
 import { ChunkCache } from './chunk-cache'
+import type { DiskCache } from './disk-cache'
 import { FileData, FileSnapshot, FileState } from './file-data'
 import {
   Attr, DirEntry, DirListing, FALLOC_FL_KEEP_SIZE, FileSystem, FsError, MAX_FILE_SIZE, MAX_SYMLINK_BYTES, O_ACCMODE, O_RDONLY, O_TRUNC,
@@ -27,6 +28,8 @@ export interface VolumeOptions {
   maxDirtyBytes?: number
   maxUploads?: number
   readAheadChunks?: number
+  /** Sealed chunks kept on the local disk below the memory cache (closed with the volume). */
+  diskCache?: DiskCache
   /** Lease holder description (host, process). */
   holder?: string
   /** Read-only volumes look for new commits this often. */
@@ -96,7 +99,7 @@ export class Volume implements FileSystem {
     const budget = opts.cacheBytes ?? 512 * 1024 * 1024
     const maxDirtyBytes = opts.maxDirtyBytes ?? Math.max(4 * ns.chunkSize, Math.min(128 * 1024 * 1024, Math.floor(budget / 8)))
     const maxUploads = opts.maxUploads ?? 32
-    this.cache = new ChunkCache(store, keys.contents, Math.max(0, budget - 2 * maxDirtyBytes))
+    this.cache = new ChunkCache(store, keys.contents, Math.max(0, budget - 2 * maxDirtyBytes), opts.diskCache ?? null)
     this.data = new FileData(store, keys.contents, this.cache, {
       chunkSize: ns.chunkSize,
       maxDirtyBytes,
@@ -480,6 +483,7 @@ export class Volume implements FileSystem {
       if (!this.readOnly) await this.commit()
     } finally {
       await this.lease?.release()
+      await this.cache.disk?.close()
     }
   }
 

@@ -22,7 +22,7 @@ else {
     const install = await run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], { timeoutMs: 480_000 })
     t.equal(install.code, 0, `npm install -g: ${install.stderr.slice(-1000)}`)
     const edfs = path.join(prefix, 'bin', 'edfs')
-    const env = { PATH: `${path.join(prefix, 'bin')}:${process.env.PATH}`, EDFS_PASSWORD: TEST_USER.password, XDG_STATE_HOME: path.join(dir, 'state') }
+    const env = { PATH: `${path.join(prefix, 'bin')}:${process.env.PATH}`, EDFS_PASSWORD: TEST_USER.password, XDG_STATE_HOME: path.join(dir, 'state'), XDG_CACHE_HOME: path.join(dir, 'cache') }
     const version = await run('edfs', ['--version'], { env })
     t.equal(version.stdout.trim(), JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')).version, '`edfs` is on PATH and runs')
 

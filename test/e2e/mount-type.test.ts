@@ -27,7 +27,7 @@ else {
     await writeFile(pw, `${TEST_USER.password}\n`, { mode: 0o600 })
     const mnt = path.join(vol.dir, 'mnt')
     await mkdir(mnt)
-    const env = { XDG_STATE_HOME: vol.env.XDG_STATE_HOME! }
+    const env = { XDG_STATE_HOME: vol.env.XDG_STATE_HOME!, XDG_CACHE_HOME: vol.env.XDG_CACHE_HOME! }
     process.env.XDG_STATE_HOME = vol.env.XDG_STATE_HOME // daemonFiles() below looks there
     const pidFile = daemonFiles(mnt).pid
     t.teardown(async () => {

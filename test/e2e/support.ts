@@ -87,7 +87,7 @@ export interface E2eVolume {
   /** Temp directory for this volume: configs, state (daemon logs and pid files), mount points. */
   dir: string
   cfg: string
-  /** Environment for edfs commands: the password and XDG_STATE_HOME. */
+  /** Environment for edfs commands: the password, XDG_STATE_HOME and XDG_CACHE_HOME (the disk cache). */
   env: Record<string, string>
   servers: RunningServer[]
   urls: string
@@ -104,7 +104,7 @@ export async function makeVolume(t: Test, opts: VolumeOptions = {}): Promise<E2e
     ? await Promise.all(opts.dataDirs.map((dataDir) => startServer(t, { dataDir })))
     : await startServers(t, opts.servers ?? 4)
   const urls = servers.map((s) => s.url).join(',')
-  const env = { EDFS_PASSWORD: TEST_USER.password, XDG_STATE_HOME: path.join(dir, 'state') }
+  const env = { EDFS_PASSWORD: TEST_USER.password, XDG_STATE_HOME: path.join(dir, 'state'), XDG_CACHE_HOME: path.join(dir, 'cache') }
   const cfg = path.join(dir, 'config.json')
   const args = ['init', '--servers', urls, '--user', TEST_USER.name, '--config', cfg, '--replicas', String(opts.replicas ?? 2)]
   if (opts.chunkSize) args.push('--chunk-size', opts.chunkSize)
@@ -130,7 +130,7 @@ export interface E2eMount {
   result: RunResult
   umount(): Promise<RunResult>
   /** Mount the same volume at the same point again (after umount or a crash). */
-  remount(extra?: { readOnly?: boolean }): Promise<E2eMount>
+  remount(extra?: { readOnly?: boolean; diskCacheSize?: string }): Promise<E2eMount>
 }
 
 export interface MountOpts {
@@ -139,6 +139,8 @@ export interface MountOpts {
   readOnly?: boolean
   cfg?: string
   cacheSize?: string
+  /** --disk-cache-size (default: the daemon's, under the volume's XDG_CACHE_HOME). */
+  diskCacheSize?: string
   /** --allow-other: other uids may use the mount (the volume's directory is made traversable). */
   allowOther?: boolean
   /** --commit-interval, seconds. */
@@ -170,6 +172,7 @@ export async function tryMount(t: Test, vol: E2eVolume, opts: MountOpts = {}): P
   const args = ['mount', mnt, '--config', opts.cfg ?? vol.cfg]
   if (opts.readOnly) args.push('--read-only')
   if (opts.cacheSize) args.push('--cache-size', opts.cacheSize)
+  if (opts.diskCacheSize) args.push('--disk-cache-size', opts.diskCacheSize)
   if (opts.commitInterval !== undefined) args.push('--commit-interval', String(opts.commitInterval))
   if (opts.syncClose) args.push('--sync-close')
   if (opts.gcInterval !== undefined) args.push('--gc-interval', String(opts.gcInterval))

@@ -19,7 +19,7 @@ if (skip) {
     const mnt = path.join(dir, 'mnt')
     await mkdir(mnt)
     const state = path.join(dir, 'state')
-    const env = { XDG_STATE_HOME: state }
+    const env = { XDG_STATE_HOME: state, XDG_CACHE_HOME: path.join(dir, 'cache') }
     const cfg = path.join(dir, 'config.json')
     const pw = { input: `${TEST_USER.password}\n`, env, timeoutMs: 60_000 }
     t.teardown(async () => {

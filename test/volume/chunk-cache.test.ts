@@ -41,3 +41,19 @@ t.test('a random read of a chunk cut by truncate is served from its blob', async
   const cut = { id: full.id, len: 150_000, blob: 200_000 }
   t.ok((await cache.range(fileId, 3, cut, 140_000, 150_000)).equals(plain.subarray(140_000, 150_000)))
 })
+
+t.test('a range read of a chunk whose whole fetch is in flight waits for it instead of fetching blocks again', async (t) => {
+  const store = new MemoryStore()
+  const plain = randomBytes(300_000)
+  const ref = await storeChunk(store, 2, plain)
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  const get = store.get.bind(store)
+  store.get = async (id: string) => (await gate, get(id))
+  const cache = new ChunkCache(store, key, 1_000_000)
+  cache.prefetch(fileId, 2, ref)
+  const part = cache.range(fileId, 2, ref, 100_000, 104_096)
+  release()
+  t.ok((await part).equals(plain.subarray(100_000, 104_096)))
+  t.equal(store.gets, 1, 'one fetch of the chunk, no block fetch beside it')
+})

@@ -30,6 +30,8 @@ import { openVolume } from '../volume-open'
 interface MountOptions {
   readOnly?: boolean
   cacheSize?: string
+  cacheDir?: string
+  diskCacheSize: string
   foreground?: boolean
   allowOther?: boolean
   config?: string
@@ -55,6 +57,8 @@ export function registerMount(program: Command): void {
     .description('mount the volume at a directory (runs in the background until `edfs umount`)')
     .option('--read-only', 'mount read-only (no lease: may run while another machine writes)')
     .option('--cache-size <size>', 'memory for decrypted chunks', '512MiB')
+    .option('--cache-dir <dir>', 'keep sealed chunks on this machine\'s disk here (default: ~/.cache/edfs/VOLUME, or $XDG_CACHE_HOME/edfs/VOLUME)')
+    .option('--disk-cache-size <size>', 'most bytes the disk cache holds; auto: 10GiB, or half the free space if less; 0: no disk cache', 'auto')
     .option('--foreground', 'stay in the foreground (logs on stderr)')
     .option('--allow-other', 'let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root)')
     .option('--config <file>', 'config file (default: $EDFS_CONFIG or ~/.config/edfs/config.json)')
@@ -227,6 +231,7 @@ async function startBackground(target: string, opts: MountOptions): Promise<void
   metricsAddress(opts)
   seconds(opts.commitInterval, '--commit-interval')
   if (opts.cacheSize) parseSize(opts.cacheSize)
+  diskCacheWanted(opts)
   await checkMountPoint(mountPoint)
   const running = await findDaemon(mountPoint)
   if (running) throw new UsageError(`${mountPoint} is already served by edfs (pid ${running}): run \`edfs umount ${mountPoint}\` first`)
@@ -243,8 +248,9 @@ async function startBackground(target: string, opts: MountOptions): Promise<void
   const args = [
     process.argv[1]!, 'mount', mountPoint, '--foreground', '--password-stdin', '--cache-size', opts.cacheSize ?? '512MiB',
     '--commit-interval', opts.commitInterval, '--gc-interval', opts.gcInterval, '--gc-grace', opts.gcGrace,
-    '--repair-pass', opts.repairPass, '--repair-rate', opts.repairRate,
+    '--repair-pass', opts.repairPass, '--repair-rate', opts.repairRate, '--disk-cache-size', opts.diskCacheSize,
   ]
+  if (opts.cacheDir) args.push('--cache-dir', path.resolve(opts.cacheDir))
   if (opts.metrics) args.push('--metrics', opts.metrics)
   if (opts.syncClose) args.push('--sync-close')
   if (opts.readOnly) args.push('--read-only')
@@ -292,6 +298,7 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
   const cacheBytes = opts.cacheSize ? parseSize(opts.cacheSize) : undefined
   const commitDelayMs = seconds(opts.commitInterval, '--commit-interval')
+  const disk = diskCacheWanted(opts)
   await checkMountPoint(mountPoint)
   const password = await readPassword(opts)
   const files = daemonFiles(mountPoint)
@@ -358,6 +365,7 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
           config: opts.config,
           readOnly: !!opts.readOnly,
           cacheBytes,
+          disk,
           password: pw,
           commitDelayMs,
           syncClose: !!opts.syncClose,
@@ -392,6 +400,19 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
     await removePid()
     throw err instanceof UsageError ? err : new UsageError(`mount failed: ${(err as Error).message}`)
   }
+}
+
+/** What --cache-dir and --disk-cache-size ask for: undefined for no disk cache. */
+function diskCacheWanted(opts: MountOptions): { dir?: string; maxBytes?: number } | undefined {
+  const size = opts.diskCacheSize ?? 'auto'
+  let maxBytes: number | undefined
+  try {
+    maxBytes = size === 'auto' ? undefined : parseSize(size)
+  } catch (err) {
+    throw new UsageError(`--disk-cache-size: ${(err as Error).message}, or auto`)
+  }
+  if (maxBytes === 0) return undefined
+  return { dir: opts.cacheDir ? path.resolve(opts.cacheDir) : undefined, maxBytes }
 }
 
 /**

@@ -3,10 +3,10 @@
 import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
 import { ServerClient } from '../../cluster'
-import { Lease, RepairQueue, chunkBlobs } from '../../volume'
+import { Lease, RepairQueue, chunkBlobs, lastDiskCacheStats } from '../../volume'
 import { configPath, loadConfig } from '../config'
 import { readPassword } from '../password'
-import { repairQueueFile } from '../state-dir'
+import { diskCacheDir, repairQueueFile } from '../state-dir'
 import { formatSize } from '../units'
 import { CommonOptions, warn, withCommonOptions, writeStdout } from '../file-commands'
 import { openVolume } from '../volume-open'
@@ -66,6 +66,17 @@ async function repairLine(volumeId: string): Promise<string> {
   const q = await RepairQueue.load(file)
   const last = q.lastPassFinishedAt ? new Date(q.lastPassFinishedAt).toISOString() : 'none yet'
   return `  repair (mounts on this machine): ${q.size} chunks queued to go home${q.overflow ? ' and a full pass due' : ''}; last full pass: ${last}`
+}
+
+/** The disk cache of mounts on this machine (default directory): size, and the hit rate a mount last saved. */
+async function diskCacheLine(volumeId: string): Promise<string> {
+  const dir = diskCacheDir(volumeId)
+  const s = await lastDiskCacheStats(dir)
+  if (!s) return `  disk cache (mounts on this machine): none in ${dir}`
+  const reads = s.hits + s.misses
+  const rate = reads ? `hit rate ${((100 * s.hits) / reads).toFixed(1)} % of ${reads} reads` : 'no reads yet'
+  const corrupt = s.corrupt ? `, ${s.corrupt} corrupt entries dropped` : ''
+  return `  disk cache (mounts on this machine): ${formatSize(s.bytes)} of ${formatSize(s.maxBytes)} in ${s.files} files, ${rate}${corrupt} (as of ${new Date(s.at).toISOString()}, ${dir})`
 }
 
 /** ", 2 quarantined, scrubbed <date>" when the server reports it. */
@@ -129,6 +140,7 @@ async function status(opts: CommonOptions): Promise<void> {
       `  commit ${head.seq} at ${new Date(head.updatedAt).toISOString()}; checkpoint ${head.checkpoint.seq} + ${head.journalBlobs ?? head.journal.length} journal blobs (${formatSize(head.journalBytes)})`,
       `  lease: ${lease ? `held by ${lease.holder} since ${new Date(lease.sinceMs).toISOString()} (until ${new Date(lease.expiresMs).toISOString()})` : 'free (no writer)'}`,
       await repairLine(config.volumeId),
+      await diskCacheLine(config.volumeId),
     ]
     await writeStdout(`${v.join('\n')}\n`)
   } finally {

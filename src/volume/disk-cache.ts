@@ -1,0 +1,202 @@
+// Sealed chunks on the local disk (`edfs mount --cache-dir`), so that a remount or a working set
+// larger than memory reads them here instead of from the servers. It holds ciphertext only, exactly
+// as a server stores it, and every read of it goes through the same check as a server's copy: a
+// file that fails it (flipped, truncated, swapped) is deleted and counted as a miss. It is a cache,
+// never a copy of record: any error on it is a miss, and a disk that fills up stops new entries.
+//
+// Layout: DIR/<first two hex digits>/<key>, where a key is a blob id (a whole blob) or
+// `<id>.<start>-<end>` (a byte range of it: a chunk in a pack, or AEAD blocks). Keys name immutable
+// bytes (a blob id is the SHA-256 of its contents), so an entry is never rewritten. Recency is the
+// file's mtime (touched on every hit), so the LRU order survives a remount.
+import { LRUCache } from 'lru-cache'
+import { mkdir, opendir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+
+/** Sealed bytes waiting to be written at most; beyond that a new entry is skipped (never queued). */
+const MAX_PENDING_BYTES = 16 * 1024 * 1024
+/** After the disk ran full, new entries wait this long before the next try. */
+const FULL_PAUSE_MS = 60_000
+const STATS_FILE = 'stats.json'
+/** A running mount leaves its counters for `edfs status` at most this often. */
+const STATS_EVERY_MS = 10_000
+const KEY = /^[0-9a-f]{64}(\.\d+-\d+)?$/
+
+export interface DiskCacheStats {
+  dir: string
+  maxBytes: number
+  bytes: number
+  files: number
+  /** Reads answered here (their check passed), reads that were not here, entries that failed their check. */
+  hits: number
+  misses: number
+  corrupt: number
+  /** Entries not written: the disk was full, or writing failed. */
+  skipped: number
+}
+
+export class DiskCache {
+  private readonly index: LRUCache<string, number>
+  private readonly pending = new Set<string>()
+  private pendingBytes = 0
+  private writes: Promise<void> = Promise.resolve()
+  private pausedUntil = 0
+  private readonly madeDirs = new Set<string>()
+  private closed = false
+  private statsSavedAt = 0
+  /** The scan of what an earlier mount left; entries it has not reached yet are misses. */
+  readonly ready: Promise<void>
+  hits = 0
+  misses = 0
+  corrupt = 0
+  skipped = 0
+
+  private constructor(readonly dir: string, readonly maxBytes: number, private readonly log: (line: string) => void) {
+    this.index = new LRUCache<string, number>({
+      maxSize: maxBytes,
+      sizeCalculation: (size) => Math.max(size, 1),
+      // Evicted or dropped: the file goes too (a file that is already gone is fine).
+      dispose: (_size, key, reason) => {
+        if (reason !== 'set') void unlink(this.file(key)).catch(() => undefined)
+      },
+    })
+    this.ready = this.scan().catch((err: Error) => this.log(`disk cache ${dir}: reading what is there failed (${err.message}); starting empty`))
+  }
+
+  /** The cache in `dir` (made if missing), holding at most `maxBytes`. */
+  static async open(dir: string, maxBytes: number, log: (line: string) => void = () => {}): Promise<DiskCache> {
+    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new RangeError(`disk cache size must be a positive number of bytes, not ${maxBytes}`)
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    return new DiskCache(dir, maxBytes, log)
+  }
+
+  get bytes(): number {
+    return this.index.calculatedSize
+  }
+
+  stats(): DiskCacheStats {
+    return { dir: this.dir, maxBytes: this.maxBytes, bytes: this.bytes, files: this.index.size, hits: this.hits, misses: this.misses, corrupt: this.corrupt, skipped: this.skipped }
+  }
+
+  /** The entry's bytes, or null (not here, or unreadable). The caller checks them and calls `drop` if they fail. */
+  async read(key: string): Promise<Buffer | null> {
+    const size = this.index.get(key)
+    if (size === undefined) {
+      this.misses++
+      return null
+    }
+    const file = this.file(key)
+    try {
+      const bytes = await readFile(file)
+      if (bytes.length !== size) throw new Error(`${bytes.length} bytes, ${size} expected`)
+      this.hits++
+      const now = new Date()
+      void utimes(file, now, now).catch(() => undefined)
+      if (now.getTime() - this.statsSavedAt > STATS_EVERY_MS) void this.saveStats()
+      return bytes
+    } catch {
+      this.index.delete(key)
+      this.misses++
+      return null
+    }
+  }
+
+  /** An entry that failed its check: deleted, and the read counts as a miss. */
+  drop(key: string): void {
+    this.corrupt++
+    this.hits--
+    this.misses++
+    this.index.delete(key)
+  }
+
+  /** Keeps `bytes` under `key` in the background (skipped when the disk is full or too much is waiting). */
+  write(key: string, bytes: Buffer): void {
+    if (this.closed || this.index.has(key) || this.pending.has(key)) return
+    if (bytes.length > this.maxBytes || Date.now() < this.pausedUntil || this.pendingBytes + bytes.length > MAX_PENDING_BYTES) {
+      this.skipped++
+      return
+    }
+    this.pending.add(key)
+    this.pendingBytes += bytes.length
+    // One write at a time: the disk cache must not compete with the reads it serves.
+    this.writes = this.writes.then(() => this.store(key, bytes)).finally(() => {
+      this.pending.delete(key)
+      this.pendingBytes -= bytes.length
+    })
+  }
+
+  /** Waits for the entries being written, and leaves the counters for `edfs status`. */
+  async close(): Promise<void> {
+    this.closed = true
+    await this.ready
+    await this.writes
+    await this.saveStats()
+  }
+
+  private saveStats(): Promise<void> {
+    this.statsSavedAt = Date.now()
+    return writeFile(path.join(this.dir, STATS_FILE), `${JSON.stringify({ ...this.stats(), at: this.statsSavedAt })}\n`).catch(() => undefined)
+  }
+
+  private file(key: string): string {
+    return path.join(this.dir, key.slice(0, 2), key)
+  }
+
+  private async store(key: string, bytes: Buffer): Promise<void> {
+    const file = this.file(key)
+    const tmp = `${file}.tmp`
+    try {
+      const sub = path.dirname(file)
+      if (!this.madeDirs.has(sub)) {
+        await mkdir(sub, { recursive: true, mode: 0o700 })
+        this.madeDirs.add(sub)
+      }
+      await writeFile(tmp, bytes, { mode: 0o600 })
+      await rename(tmp, file)
+      this.index.set(key, bytes.length)
+      if (Date.now() - this.statsSavedAt > STATS_EVERY_MS) await this.saveStats()
+    } catch (err) {
+      this.skipped++
+      await unlink(tmp).catch(() => undefined)
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        if (this.pausedUntil === 0) this.log(`disk cache ${this.dir}: the disk is full; new entries wait (reads of what is there go on)`)
+        this.pausedUntil = Date.now() + FULL_PAUSE_MS
+      } else {
+        if (Number.isFinite(this.pausedUntil)) this.log(`disk cache ${this.dir}: cannot write (${(err as Error).message}); no new entries this mount`)
+        this.pausedUntil = Infinity
+      }
+    }
+  }
+
+  /** Indexes what is on disk, oldest first (so the LRU order is the files' mtimes), and removes torn writes. */
+  private async scan(): Promise<void> {
+    const found: { key: string; size: number; mtimeMs: number }[] = []
+    for await (const sub of await opendir(this.dir)) {
+      if (!sub.isDirectory() || !/^[0-9a-f]{2}$/.test(sub.name)) continue
+      const subDir = path.join(this.dir, sub.name)
+      for await (const e of await opendir(subDir)) {
+        const file = path.join(subDir, e.name)
+        if (!KEY.test(e.name)) {
+          if (e.name.endsWith('.tmp')) await rm(file, { force: true })
+          continue
+        }
+        const st = await stat(file).catch(() => null)
+        if (st?.isFile()) found.push({ key: e.name, size: st.size, mtimeMs: st.mtimeMs })
+      }
+    }
+    found.sort((a, b) => a.mtimeMs - b.mtimeMs)
+    // Entries written by this mount while the scan ran are newer than anything found.
+    const fresh = [...this.index.rkeys()].map((k) => [k, this.index.peek(k)!] as const)
+    for (const f of found) if (!this.index.has(f.key)) this.index.set(f.key, f.size)
+    for (const [k, size] of fresh) this.index.set(k, size)
+  }
+}
+
+/** The counters a mount left in `dir` when it closed (for `edfs status`), or null. */
+export async function lastDiskCacheStats(dir: string): Promise<(DiskCacheStats & { at: number }) | null> {
+  try {
+    return JSON.parse(await readFile(path.join(dir, STATS_FILE), 'utf8')) as DiskCacheStats & { at: number }
+  } catch {
+    return null
+  }
+}
