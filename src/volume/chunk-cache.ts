@@ -158,33 +158,34 @@ export class ChunkCache {
     const blobLen = ref.blob ?? ref.len
     const at = ref.at ?? 0
     const salt = saltOf(ref)
-    if (ctx.block === undefined) {
-      const open = (bytes: Buffer) => openChunk(this.key, fileId, index, bytes, salt)
-      if (ref.at === undefined && salt === undefined) return this.sealed(ref.id, null, open)
-      return this.sealed(ref.id, { start: at, end: at + sealedLength(blobLen) }, open)
-    }
+    // Where the whole chunk's sealed bytes are in its blob: a disk cache entry of them serves block reads too.
+    const whole = ref.at === undefined && salt === undefined ? null : { start: at, end: at + sealedLength(blobLen) }
+    if (ctx.block === undefined) return this.sealed(ref.id, whole, (bytes) => openChunk(this.key, fileId, index, bytes, salt))
     const span = blockSpan(ctx.block * BLOCK_SIZE, Math.min((ctx.block + 1) * BLOCK_SIZE, blobLen), blobLen)
-    return this.sealed(ref.id, { start: at + span.sealedStart, end: at + span.sealedEnd }, (bytes) =>
-      openBlocks(this.key, fileId, index, blobLen, ctx.block!, bytes, salt),
-    )
+    const range = { start: at + span.sealedStart, end: at + span.sealedEnd }
+    return this.sealed(ref.id, range, (bytes) => openBlocks(this.key, fileId, index, blobLen, ctx.block!, bytes, salt), whole)
   }
 
   /**
    * Sealed bytes of blob `id` (the whole blob, hash-checked, or `range` of it) from the disk cache
-   * if it has them and they pass the same checks as a server's, else from the servers (and then
-   * kept on the disk); returns what `open` makes of them (it throws on bad bytes).
+   * if it has them, or has the chunk they lie in (`within`: a range, or null for the whole blob),
+   * and they pass the same checks as a server's; else from the servers (and then kept on the disk).
+   * Returns what `open` makes of them (it throws on bad bytes).
    */
-  private async sealed(id: string, range: ByteRange | null, open: (sealed: Buffer) => Buffer): Promise<Buffer> {
-    const key = range ? `${id}.${range.start}-${range.end}` : id
+  private async sealed(id: string, range: ByteRange | null, open: (sealed: Buffer) => Buffer, within?: ByteRange | null): Promise<Buffer> {
+    const diskKey = (r: ByteRange | null) => (r ? `${id}.${r.start}-${r.end}` : id)
+    const key = diskKey(range)
     const disk = this.disk
     if (disk) {
-      const bytes = await disk.read(key)
+      const outer = within === undefined || disk.has(key) ? null : diskKey(within)
+      const from = outer !== null && disk.has(outer) ? outer : key
+      const bytes = await disk.read(from, from === outer ? { offset: range!.start - (within?.start ?? 0), length: range!.end - range!.start } : undefined)
       if (bytes) {
         try {
           if (!range && (await blobId(bytes)) !== id) throw new Error('not the blob')
           return open(bytes)
         } catch {
-          disk.drop(key)
+          disk.drop(from)
         }
       }
     }

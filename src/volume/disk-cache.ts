@@ -5,11 +5,12 @@
 // never a copy of record: any error on it is a miss, and a disk that fills up stops new entries.
 //
 // Layout: DIR/<first two hex digits>/<key>, where a key is a blob id (a whole blob) or
-// `<id>.<start>-<end>` (a byte range of it: a chunk in a pack, or AEAD blocks). Keys name immutable
+// `<id>.<start>-<end>` (a byte range of it: a chunk in a pack, or AEAD blocks). A read may take
+// part of an entry (the blocks a random read wants, out of a whole chunk read before). Keys name immutable
 // bytes (a blob id is the SHA-256 of its contents), so an entry is never rewritten. Recency is the
 // file's mtime (touched on every hit), so the LRU order survives a remount.
 import { LRUCache } from 'lru-cache'
-import { mkdir, opendir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, open, opendir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 
 /** Sealed bytes waiting to be written at most; beyond that a new entry is skipped (never queued). */
@@ -77,17 +78,25 @@ export class DiskCache {
     return { dir: this.dir, maxBytes: this.maxBytes, bytes: this.bytes, files: this.index.size, hits: this.hits, misses: this.misses, corrupt: this.corrupt, skipped: this.skipped }
   }
 
-  /** The entry's bytes, or null (not here, or unreadable). The caller checks them and calls `drop` if they fail. */
-  async read(key: string): Promise<Buffer | null> {
+  /** Whether an entry is indexed (it may still turn out unreadable). */
+  has(key: string): boolean {
+    return this.index.has(key)
+  }
+
+  /**
+   * The entry's bytes, or `part` of them (a range of its sealed bytes), or null (not here, or
+   * unreadable). The caller checks them and calls `drop` if they fail.
+   */
+  async read(key: string, part?: { offset: number; length: number }): Promise<Buffer | null> {
     const size = this.index.get(key)
-    if (size === undefined) {
+    if (size === undefined || (part && part.offset + part.length > size)) {
       this.misses++
       return null
     }
     const file = this.file(key)
     try {
-      const bytes = await readFile(file)
-      if (bytes.length !== size) throw new Error(`${bytes.length} bytes, ${size} expected`)
+      const bytes = part ? await readPart(file, part.offset, part.length) : await readFile(file)
+      if (!part && bytes.length !== size) throw new Error(`${bytes.length} bytes, ${size} expected`)
       this.hits++
       const now = new Date()
       void utimes(file, now, now).catch(() => undefined)
@@ -189,6 +198,18 @@ export class DiskCache {
     const fresh = [...this.index.rkeys()].map((k) => [k, this.index.peek(k)!] as const)
     for (const f of found) if (!this.index.has(f.key)) this.index.set(f.key, f.size)
     for (const [k, size] of fresh) this.index.set(k, size)
+  }
+}
+
+async function readPart(file: string, offset: number, length: number): Promise<Buffer> {
+  const fh = await open(file, 'r')
+  try {
+    const buf = Buffer.allocUnsafe(length)
+    const { bytesRead } = await fh.read(buf, 0, length, offset)
+    if (bytesRead !== length) throw new Error(`short read: ${bytesRead} of ${length} bytes`)
+    return buf
+  } finally {
+    await fh.close()
   }
 }
 

@@ -110,6 +110,37 @@ t.test('block reads (random I/O) and their entries', async (t) => {
   await b.disk.close()
 })
 
+t.test('a random read after a remount takes its blocks out of the whole chunk read before', async (t) => {
+  const dir = await scratch(t)
+  const store = new MemoryStore()
+  const plains = [randomBytes(1_000_000), randomBytes(700_000)]
+  const refs = [await storeChunk(store, 0, plains[0]!), await storeChunk(store, 1, plains[1]!, false)]
+  const a = await open(store, dir)
+  for (const [i, ref] of refs.entries()) await a.cache.chunk(fileId, i, ref)
+  await a.disk.close()
+  const b = await open(store, dir)
+  const gets = store.gets
+  for (const [i, ref] of refs.entries()) {
+    t.ok((await b.cache.range(fileId, i, ref, 600_000, 604_096)).equals(plains[i]!.subarray(600_000, 604_096)), `chunk ${i}'s block`)
+  }
+  t.equal(store.gets, gets, 'no store read: the blocks came out of the whole entries')
+  t.match(b.disk.stats(), { hits: 2, misses: 0 })
+  await b.disk.close()
+  t.equal((await entries(dir)).length, 2, 'and no block entries beside them')
+
+  // A flipped byte inside the block read: caught by its AEAD, the whole entry dropped, the block fetched.
+  for (const e of await entries(dir)) {
+    const bytes = await readFile(e.file)
+    bytes[600_000 + 9 * 28 + 100] ^= 1
+    await writeFile(e.file, bytes)
+  }
+  const c = await open(store, dir)
+  for (const [i, ref] of refs.entries()) t.ok((await c.cache.range(fileId, i, ref, 600_000, 604_096)).equals(plains[i]!.subarray(600_000, 604_096)))
+  t.equal(store.gets, gets + 2)
+  t.match(c.disk.stats(), { corrupt: 2 })
+  await c.disk.close()
+})
+
 t.test('the size bound holds, the most recently used entries stay, and a remount keeps that order', async (t) => {
   const dir = await scratch(t)
   const store = new MemoryStore()
