@@ -6,6 +6,7 @@ import t from 'tap'
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
+import { EDFS_BIN, NODE_FLAGS } from '../../src/cli/self'
 import { TEST_USER, runEdfs, startServers } from '../helpers/servers'
 import { fuseMountsUnder, fuseUnavailable, sh } from './fixtures/harness'
 
@@ -52,6 +53,9 @@ if (skip) {
     const pid = Number(/daemon pid (\d+)/.exec(r.stdout)?.[1])
     const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
     t.notOk(argv.includes(TEST_USER.password), 'the password is not in the daemon\'s argv')
+    for (const flag of NODE_FLAGS) t.ok(argv.includes(flag), `the daemon runs with ${flag}`)
+    const shebang = (await readFile(EDFS_BIN, 'utf8')).split('\n')[0]
+    t.equal(shebang, `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`, 'and so does an installed edfs (bin/edfs\'s shebang)')
     const environ = await readFile(`/proc/${pid}/environ`, 'utf8')
     t.notOk(environ.includes(TEST_USER.password), 'nor in its environment')
 

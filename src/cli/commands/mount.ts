@@ -23,6 +23,7 @@ import { LeaseHeldError } from '../../volume'
 import type { FileSystem } from '../../volume/fs-types'
 import { UsageError } from '../errors'
 import { readPassword } from '../password'
+import { NODE_FLAGS } from '../self'
 import { stateDir } from '../state-dir'
 import { parseSize } from '../units'
 import { openVolume } from '../volume-open'
@@ -246,7 +247,7 @@ async function startBackground(target: string, opts: MountOptions): Promise<void
   const logFile = await open(files.log, 'a', 0o600)
   const logStart = (await logFile.stat()).size
   const args = [
-    process.argv[1]!, 'mount', mountPoint, '--foreground', '--password-stdin', '--cache-size', opts.cacheSize ?? '512MiB',
+    ...NODE_FLAGS, process.argv[1]!, 'mount', mountPoint, '--foreground', '--password-stdin', '--cache-size', opts.cacheSize ?? '512MiB',
     '--commit-interval', opts.commitInterval, '--gc-interval', opts.gcInterval, '--gc-grace', opts.gcGrace,
     '--repair-pass', opts.repairPass, '--repair-rate', opts.repairRate, '--disk-cache-size', opts.diskCacheSize,
   ]
