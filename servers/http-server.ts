@@ -4,6 +4,7 @@
 import http, { IncomingMessage, ServerResponse } from 'node:http'
 import https from 'node:https'
 import { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { HEADERS } from '../src/protocol'
 import { Authenticator } from './auth'
 import { ClientGoneError, HttpError } from './errors'
@@ -72,10 +73,10 @@ export class HttpFront {
     const closed = new Promise<void>((r) => this.server.close(() => r()))
     this.server.closeIdleConnections()
     const settle = () => Promise.allSettled([...this.active])
-    await Promise.race([settle(), sleep(graceMs)])
+    await Promise.race([settle(), sleep(graceMs, undefined, { ref: false })])
     this.server.closeAllConnections() // aborts what is still running; uploads clean up after themselves
-    await Promise.race([settle(), sleep(5000)])
-    await Promise.race([closed, sleep(1000)])
+    await Promise.race([settle(), sleep(5000, undefined, { ref: false })])
+    await Promise.race([closed, sleep(1000, undefined, { ref: false })])
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -131,8 +132,4 @@ export class HttpFront {
     // A body left unread (refused early, timed out, too large) is not drained: close the connection.
     sendError(res, e, !req.complete || this.closing)
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref())
 }

@@ -2,8 +2,7 @@
 // opening the volume (writers take the lease and always give it back), remote path checks, and
 // Ctrl-C handling (the first interrupt cleans up and closes the volume, a second one quits at once).
 import { Command } from 'commander'
-import { FsError, Inode, VolumeOptions } from '../volume'
-import { splitPath } from '../volume/paths'
+import { FsError, Inode, VolumeOptions, splitPath } from '../volume'
 import { UsageError } from './errors'
 import { readPassword } from './password'
 import { LocalMount, commitMount, localMountOf } from './beside-mount'
@@ -42,9 +41,6 @@ export function remoteBasename(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1)
 }
 
-export function remoteJoin(dir: string, name: string): string {
-  return dir === '/' ? `/${name}` : `${dir}/${name}`
-}
 
 /** The node at `path`, or undefined when nothing is there (other errors, e.g. ENOTDIR, are thrown). */
 export function lookup(volume: OpenVolume, path: string): Inode | undefined {

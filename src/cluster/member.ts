@@ -30,8 +30,6 @@ export interface MemberOptions {
   knownId?: string
   probe: BackoffPolicy
   log: (line: string) => void
-  /** Called when the member comes back up (after a probe answered). */
-  onUp?: (m: Member) => void
 }
 
 const ALPHA = 0.2
@@ -55,8 +53,6 @@ export class Member {
   /** The last other id this URL answered with (so the refusal is logged once). */
   private refusedId: string | undefined
   private closed = false
-  /** Requests in flight (getMany uses it to bound concurrency per server). */
-  inflight = 0
   /** Being removed from the volume: ranked after every other member, so it is nobody's home. */
   draining = false
 
@@ -96,7 +92,6 @@ export class Member {
   async call<T>(fn: (c: ServerClient) => Promise<T>, idempotent: boolean): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const t0 = performance.now()
-      this.inflight++
       try {
         const r = await fn(this.client)
         this.succeeded(performance.now() - t0)
@@ -106,8 +101,6 @@ export class Member {
         if (attempt === 0 && idempotent && !this.closed && code && STALE_SOCKET.has(code)) continue
         this.failed(err)
         throw err
-      } finally {
-        this.inflight--
       }
     }
   }
@@ -139,14 +132,12 @@ export class Member {
       this.markDown(`answers as server ${health.id}, not ${this.reportedId}`)
       return false
     }
-    const wasDown = !this.up
     this.up = true
     this.hung = false
     this.probeAttempt = 0
     if (this.successRate < 0.5) this.successRate = 0.5
     if (this.probeTimer) clearTimeout(this.probeTimer)
     this.probeTimer = null
-    if (wasDown) this.opts.onUp?.(this)
     return true
   }
 

@@ -5,7 +5,8 @@ import { Attempt, ChunkUnavailableError, ClusterConfigError, ServerError, classi
 import { Member } from './member'
 import { blobId } from '../crypto'
 import { Pool } from './pool'
-import { backoffDelay, sleep } from './retry'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { backoffDelay } from './retry'
 import { ByteRange } from './server-client'
 
 /** Extra passes over servers whose failure was transient (timeout, reset, 5xx) and that are up again. */

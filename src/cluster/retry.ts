@@ -1,4 +1,5 @@
 // Back-off arithmetic and a bounded retry loop for idempotent calls.
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface BackoffPolicy {
   /** First delay. */
@@ -18,10 +19,6 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy): number {
  * operation, and an unref'd timer there would let Node exit with the operation half done. It is
  * bounded by the back-off policy (at most `maxMs`). Background timers (probes) are unref'd.
  */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
 export interface RetryOptions extends BackoffPolicy {
   /** Total attempts, including the first (>= 1). */
   attempts: number
@@ -44,13 +41,4 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
       await sleep(delay)
     }
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight. Resolves when all are done (never rejects if fn does not). */
-export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!)
-  }
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker))
 }

@@ -5,7 +5,8 @@ import { ServerError, isBlobId } from '../protocol'
 import { Attempt, BlobIdMismatchError, ClusterConfigError, WriteFailedError, classify, reasonOf } from './errors'
 import { Member } from './member'
 import { Pool } from './pool'
-import { backoffDelay, sleep } from './retry'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { backoffDelay } from './retry'
 
 const RETRY_ROUNDS = 2
 const RETRY_BACKOFF = { baseMs: 200, maxMs: 2000 }

@@ -16,8 +16,6 @@ export const ERRNO = {
   EIO: neg('EIO', 5),
   EROFS: neg('EROFS', 30),
   EMFILE: neg('EMFILE', 24),
-  ENOSYS: neg('ENOSYS', 38),
-  ETIMEDOUT: neg('ETIMEDOUT', 110),
 } as const
 
 /** The negative errno for an errno name, or undefined when the name is unknown. */

@@ -6,6 +6,7 @@
 //   back without anyone noticing first.
 // Both use fsck's repairBlob: a copy onto each live home server, surplus copies trimmed only once
 // every home copy verifies.
+import { setTimeout as sleep } from 'node:timers/promises'
 import { FsckStore, Placement, RepairCounts, atHome, repairBlob, wantedCopies } from './fsck'
 import { RepairQueue } from './repair-queue'
 
@@ -155,7 +156,7 @@ export class BackgroundRepair {
         if (this.stopping) return false
         const p: Placement = { id, wanted: wantedOf(id), good }
         if (good.length === 0 || atHome(store, p)) continue
-        while (this.volume.busy() && !this.stopping) await sleep(500)
+        while (this.volume.busy() && !this.stopping) await sleep(500, undefined, { ref: false })
         if (await this.repair(p)) {
           queue.remove(id)
           repaired++
@@ -183,11 +184,7 @@ export class BackgroundRepair {
     } finally {
       const rate = this.opts.bytesPerSecond ?? BACKGROUND_REPAIR_DEFAULTS.bytesPerSecond
       const due = ((this.counts.copiedBytes - bytesBefore) / rate) * 1000 - (performance.now() - t0)
-      if (due > 0 && !this.stopping) await sleep(due)
+      if (due > 0 && !this.stopping) await sleep(due, undefined, { ref: false })
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref())
 }

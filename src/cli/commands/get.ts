@@ -6,10 +6,10 @@ import { Stats } from 'node:fs'
 import { lstat, mkdir, open, rename, rm, stat, symlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { Command } from 'commander'
-import { FsError, Inode, O_RDONLY, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFSOCK, chunkBlobs } from '../../volume'
+import { chunkBlobs, FsError, Inode, joinPath, O_RDONLY, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFSOCK } from '../../volume'
 import { checkName } from '../../volume/paths'
 import { UsageError } from '../errors'
-import { CommonOptions, checkAborted, remoteBasename, remoteJoin, remotePath, withCommonOptions, withVolume } from '../file-commands'
+import { CommonOptions, checkAborted, remoteBasename, remotePath, withCommonOptions, withVolume } from '../file-commands'
 import { Progress, summary } from '../progress'
 import { FILES_IN_FLIGHT, IO_BLOCK, runPool } from '../transfer'
 import { OpenVolume } from '../volume-open'
@@ -172,7 +172,7 @@ function addTree(volume: OpenVolume, node: Inode, remote: string, local: string,
     }
     const child = volume.namespace.lookup(node, name)
     if (!child) continue
-    addTree(volume, child, remoteJoin(remote, name), join(local, name), null, items)
+    addTree(volume, child, joinPath(remote, name), join(local, name), null, items)
   }
 }
 

@@ -1,8 +1,8 @@
 // `edfs ls [-l] [-R] [PATH]`: list a directory of the volume (read-only: no lease). Files whose chunks
 // are not all on some live server are marked `unreadable`; with fewer live copies than R, `degraded`.
 import { Command } from 'commander'
-import { Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK, chunkBlobs } from '../../volume'
-import { CommonOptions, remoteJoin, remotePath, withCommonOptions, withVolume, writeStdout } from '../file-commands'
+import { chunkBlobs, Inode, joinPath, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK } from '../../volume'
+import { CommonOptions, remotePath, withCommonOptions, withVolume, writeStdout } from '../file-commands'
 import { formatSize } from '../units'
 import { OpenVolume } from '../volume-open'
 
@@ -49,7 +49,7 @@ async function ls(pathArg: string, opts: LsOptions): Promise<void> {
           return child ? [{ name, node: child }] : []
         })
         sections.push({ title: dirPath, entries })
-        if (opts.recursive) for (const e of entries) if (e.node.kind === 'dir') walk(e.node, remoteJoin(dirPath, e.name))
+        if (opts.recursive) for (const e of entries) if (e.node.kind === 'dir') walk(e.node, joinPath(dirPath, e.name))
       }
       walk(node, path)
     }

@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { open, mkdir, readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import * as path from 'node:path'
 import { Command } from 'commander'
 import { createFuseOps } from '../../fuse/adapter'
@@ -153,10 +154,6 @@ function backgroundGcOptions(opts: MountOptions): { intervalMs: number; graceMs:
   if (interval === 0) return undefined
   const graceMs = seconds(opts.gcGrace, '--gc-grace')
   return { intervalMs: interval * 1000, graceMs, holdMs: graceMs }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms))
 }
 
 function alive(pid: number): boolean {

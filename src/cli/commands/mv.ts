@@ -3,7 +3,8 @@ import { Command } from 'commander'
 import { rename } from 'node:fs/promises'
 import { mountError, onMount } from '../beside-mount'
 import { UsageError } from '../errors'
-import { CommonOptions, checkAborted, lookup, remoteBasename, remoteJoin, remotePath, withCommonOptions, withVolume } from '../file-commands'
+import { joinPath } from '../../volume'
+import { CommonOptions, checkAborted, lookup, remoteBasename, remotePath, withCommonOptions, withVolume } from '../file-commands'
 import { OpenVolume } from '../volume-open'
 
 interface MvOptions extends CommonOptions {
@@ -43,7 +44,7 @@ async function mv(args: string[], opts: MvOptions): Promise<void> {
     if (sources.length > 1 && !intoDir) throw new UsageError(destNode ? `target ${dest} is not a directory` : `target directory ${dest} does not exist`)
     return sources.flatMap((src) => {
       volume.namespace.resolve(src)
-      const target = intoDir ? remoteJoin(dest, remoteBasename(src)) : dest
+      const target = intoDir ? joinPath(dest, remoteBasename(src)) : dest
       if (target === src) return []
       if (noClobber && lookup(volume, target)) throw new UsageError(`${target} exists (--no-clobber)`)
       return [{ src, target }]

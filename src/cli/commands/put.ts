@@ -6,11 +6,11 @@ import { Stats } from 'node:fs'
 import { chmod, copyFile, lstat, mkdir, open, readdir, readlink, stat, symlink, unlink } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { Command } from 'commander'
-import { Inode, O_TRUNC, O_WRONLY } from '../../volume'
+import { Inode, joinPath, O_TRUNC, O_WRONLY } from '../../volume'
 import { checkName } from '../../volume/paths'
 import { mountError, onMount } from '../beside-mount'
 import { UsageError } from '../errors'
-import { CommonOptions, checkAborted, lookup, remotePath, remoteJoin, withCommonOptions, withVolume } from '../file-commands'
+import { CommonOptions, checkAborted, lookup, remotePath, withCommonOptions, withVolume } from '../file-commands'
 import { Progress, summary } from '../progress'
 import { FILES_IN_FLIGHT, IO_BLOCK, describeStat, runPool } from '../transfer'
 import { OpenVolume } from '../volume-open'
@@ -139,7 +139,7 @@ async function plan(volume: OpenVolume, sources: string[], dest: string, force: 
       const name = basename(resolve(src))
       if (name === '') throw new UsageError(`cannot put ${src}: give a directory below / or copy its contents`)
       checkLocalName(src, name)
-      target = remoteJoin(dest, name)
+      target = joinPath(dest, name)
     }
     const existing = intoDir ? lookup(volume, target) : destNode
     if (existing && !force) throw new UsageError(`${target} already exists in the volume (use --force to overwrite)`)
@@ -178,7 +178,7 @@ async function addTree(volume: OpenVolume, local: string, st: Stats, remote: str
       throw new UsageError(`cannot put ${child}: ${localReason(err)}`)
     }
     checkPuttable(child, cst)
-    const childRemote = remoteJoin(remote, name)
+    const childRemote = joinPath(remote, name)
     await addTree(volume, child, cst, childRemote, existing ? lookup(volume, childRemote) : undefined, items)
   }
 }

@@ -1,10 +1,10 @@
 // `edfs rm [-r] [-f] PATH...`: remove files (and, with -r, directories with everything in them).
 import { Command } from 'commander'
 import { rm as rmLocal } from 'node:fs/promises'
-import { FsError, Inode } from '../../volume'
+import { FsError, Inode, joinPath } from '../../volume'
 import { mountError, onMount } from '../beside-mount'
 import { UsageError } from '../errors'
-import { CommonOptions, checkAborted, lookup, remoteJoin, remotePath, withCommonOptions, withVolume } from '../file-commands'
+import { CommonOptions, checkAborted, lookup, remotePath, withCommonOptions, withVolume } from '../file-commands'
 import { OpenVolume } from '../volume-open'
 
 interface RmOptions extends CommonOptions {
@@ -64,7 +64,7 @@ async function removeTree(volume: OpenVolume, dir: Inode, path: string, signal: 
   for (const [name, id] of [...dir.entries!]) {
     checkAborted(signal)
     const child = volume.namespace.get(id)
-    const childPath = remoteJoin(path, name)
+    const childPath = joinPath(path, name)
     if (child?.kind === 'dir') await removeTree(volume, child, childPath, signal)
     else await volume.unlink(childPath)
   }
