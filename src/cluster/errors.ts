@@ -1,6 +1,6 @@
 // Errors the cluster layer throws. Every one names the blob or record, and each server tried with
 // the reason it gave, so a user (or fsck) can see what happened without a debugger.
-import { ServerError } from '../protocol'
+import { ServerError, isBlobId } from '../protocol'
 import { TimeoutError, UnreachableError } from './server-client'
 
 export { ServerError, TimeoutError, UnreachableError }
@@ -89,4 +89,9 @@ export function classify(err: unknown): FailureKind {
   // A socket error surfacing on the response stream (ECONNRESET, EPIPE...) is the network; anything
   // else is a local fault that says nothing about the server.
   return typeof (err as NodeJS.ErrnoException)?.code === 'string' ? 'down' : 'fault'
+}
+
+/** Throws ClusterConfigError unless `id` is a blob id (64 lowercase hex digits). */
+export function checkBlobId(id: unknown): void {
+  if (typeof id !== 'string' || !isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}: 64 lowercase hex digits expected`)
 }

@@ -1,8 +1,8 @@
 // The client's view of the storage servers: a pool with health and back-off, rendezvous placement,
 // replicated writes and traffic-optimized, verified reads. docs/cluster.md explains the rules.
-import { MAX_HAVE_IDS, MAX_LIST_LIMIT, MAX_VERIFY_IDS, ServerError, isBlobId, isRecordName } from '../protocol'
+import { MAX_HAVE_IDS, MAX_LIST_LIMIT, MAX_VERIFY_IDS, ServerError, isRecordName } from '../protocol'
 import {
-  Attempt, ClusterConfigError, ClusterConnectError, classify, reasonOf,
+  Attempt, ClusterConfigError, ClusterConnectError, checkBlobId, classify, reasonOf,
 } from './errors'
 import { Member, MemberOptions, MemberStatus } from './member'
 import { ClusterCounters, CorruptionReport, Pool } from './pool'
@@ -251,7 +251,7 @@ export class Cluster {
   async locate(ids: string[]): Promise<Map<string, string[]>> {
     this.open()
     const unique = [...new Set(ids)]
-    for (const id of unique) if (!isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}`)
+    for (const id of unique) checkBlobId(id)
     const out = new Map<string, string[]>(unique.map((id) => [id, []]))
     if (unique.length === 0) return out
     const batches: string[][] = []
@@ -280,7 +280,7 @@ export class Cluster {
   async verify(ids: string[], onProgress?: (done: number, total: number) => void): Promise<Map<string, { ok: string[]; bad: string[] }>> {
     this.open()
     const unique = [...new Set(ids)]
-    for (const id of unique) if (!isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}`)
+    for (const id of unique) checkBlobId(id)
     const out = new Map(unique.map((id) => [id, { ok: [] as string[], bad: [] as string[] }]))
     const batches: string[][] = []
     for (let i = 0; i < unique.length; i += MAX_VERIFY_IDS) batches.push(unique.slice(i, i + MAX_VERIFY_IDS))
@@ -307,14 +307,14 @@ export class Cluster {
   /** Stores one copy on the named server (repair: put a blob where placement wants it). */
   async putOn(server: string, id: string, data: Buffer): Promise<void> {
     this.open()
-    if (!isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}`)
+    checkBlobId(id)
     await this.pool.byName(server).call((c) => c.putBlob(id, data), true)
   }
 
   /** Deletes the copy on the named server (repair: trim a surplus copy); true when one was there. */
   async deleteOn(server: string, id: string): Promise<boolean> {
     this.open()
-    if (!isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}`)
+    checkBlobId(id)
     const m = this.pool.byName(server)
     return this.idempotent(m, (c) => c.deleteBlob(id))
   }
@@ -322,7 +322,7 @@ export class Cluster {
   /** Deletes the blob on every live server; returns how many copies were removed. */
   async delete(id: string): Promise<number> {
     this.open()
-    if (!isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}`)
+    checkBlobId(id)
     const live = this.pool.live()
     const results = await Promise.allSettled(live.map((m) => this.idempotent(m, (c) => c.deleteBlob(id))))
     const failed: Attempt[] = []

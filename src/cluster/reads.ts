@@ -1,7 +1,6 @@
 // Traffic-optimized reads: each blob is asked of one replica; only what that replica lacks, fails
 // on, times out on or serves corrupted is asked of the next. Every byte returned is verified.
-import { isBlobId } from '../protocol'
-import { Attempt, ChunkUnavailableError, ClusterConfigError, ServerError, classify, reasonOf } from './errors'
+import { Attempt, ChunkUnavailableError, ClusterConfigError, ServerError, checkBlobId, classify, reasonOf } from './errors'
 import { Member } from './member'
 import { blobId } from '../crypto'
 import { Pool } from './pool'
@@ -101,12 +100,8 @@ async function fetchFrom(pool: Pool, m: Member, id: string, range?: ByteRange, c
   }
 }
 
-function checkId(id: string): void {
-  if (typeof id !== 'string' || !isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}: 64 lowercase hex digits expected`)
-}
-
 async function readOne(pool: Pool, id: string, range?: ByteRange, check?: (b: Buffer) => Buffer): Promise<Buffer> {
-  checkId(id)
+  checkBlobId(id)
   const cursor = new ReadCursor(pool.readOrder(id))
   for (let guard = 0; guard < 64; guard++) {
     const m = cursor.next()
@@ -147,7 +142,7 @@ export function getRange(pool: Pool, id: string, range: ByteRange, check: (bytes
  */
 export function getMany(pool: Pool, ids: string[], onBlob?: (id: string, data: Buffer) => void): Promise<Map<string, Buffer>> {
   const unique = [...new Set(ids)]
-  for (const id of unique) checkId(id)
+  for (const id of unique) checkBlobId(id)
   const result = new Map<string, Buffer>()
   if (unique.length === 0) return Promise.resolve(result)
   const limit = Math.max(1, pool.settings.readConcurrency)

@@ -1,8 +1,8 @@
 // Replicated writes: a blob goes to the first `copies` live servers of its rendezvous order, in
 // parallel; a server that is down or fails is replaced by the next one in rank order (reads walk the
 // same order, so they still find it). Never more than `copies` copies are written by one put.
-import { ServerError, isBlobId } from '../protocol'
-import { Attempt, BlobIdMismatchError, ClusterConfigError, WriteFailedError, classify, reasonOf } from './errors'
+import { ServerError } from '../protocol'
+import { Attempt, BlobIdMismatchError, ClusterConfigError, WriteFailedError, checkBlobId, classify, reasonOf } from './errors'
 import { Member } from './member'
 import { Pool } from './pool'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -19,7 +19,7 @@ export interface PutResult {
 }
 
 export async function put(pool: Pool, id: string, data: Buffer, copies?: number): Promise<PutResult> {
-  if (typeof id !== 'string' || !isBlobId(id)) throw new ClusterConfigError(`invalid blob id ${JSON.stringify(id)}: 64 lowercase hex digits expected`)
+  checkBlobId(id)
   if (!Buffer.isBuffer(data)) throw new ClusterConfigError('put needs the blob bytes as a Buffer')
   const n = pool.members.length
   const want = copies ?? pool.settings.replicas
