@@ -8,7 +8,7 @@ import { Member, MemberOptions, MemberStatus } from './member'
 import { ClusterCounters, CorruptionReport, Pool } from './pool'
 import * as reads from './reads'
 import { retry } from './retry'
-import { ByteRange, ServerClient } from './server-client'
+import { ByteRange, DEFAULT_TIMEOUT_MS, ServerClient } from './server-client'
 import * as writes from './writes'
 
 export * from './errors'
@@ -16,7 +16,7 @@ export type { MemberStatus } from './member'
 export type { ClusterCounters, CorruptionReport } from './pool'
 export type { PutResult } from './writes'
 export { rankIds, place, score } from './placement'
-export { ServerClient } from './server-client'
+export { DEFAULT_TIMEOUT_MS, ServerClient } from './server-client'
 export type { ByteRange } from './server-client'
 
 export interface ClusterOptions {
@@ -28,7 +28,7 @@ export interface ClusterOptions {
   replicas?: number
   /** W: copies that must be stored for put() to succeed, 1..R; default 1. */
   writeQuorum?: number
-  /** Longest silence on any call (connect, first byte, between bytes); default 30000. */
+  /** Longest silence on any call (connect, first byte, between bytes); default DEFAULT_TIMEOUT_MS (30 s). */
   timeoutMs?: number
   /** PEM of a CA to trust for https URLs. */
   ca?: string | Buffer
@@ -94,7 +94,7 @@ export class Cluster {
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > n) throw new ClusterConfigError(`replicas (R) must be 1..${n} (the number of servers), got ${opts.replicas}`)
     const writeQuorum = opts.writeQuorum ?? 1
     if (!Number.isInteger(writeQuorum) || writeQuorum < 1 || writeQuorum > replicas) throw new ClusterConfigError(`writeQuorum (W) must be 1..${replicas} (R), got ${opts.writeQuorum}`)
-    const timeoutMs = opts.timeoutMs ?? 30_000
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
     if (!(timeoutMs > 0)) throw new ClusterConfigError(`timeoutMs must be positive, got ${opts.timeoutMs}`)
     const known = new Map<string, string>()
     for (const [url, id] of Object.entries(opts.knownIds ?? {})) {

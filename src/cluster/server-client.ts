@@ -40,6 +40,9 @@ interface Session {
   params: { N: number; r: number; p: number }
 }
 
+/** Longest silence on a call (connect, first byte, between bytes) unless configured. */
+export const DEFAULT_TIMEOUT_MS = 30_000
+
 /** Largest answer read into a buffer sized from its content-length before the bytes arrive. */
 const MAX_PREALLOCATE = 256 * 1024 * 1024
 
@@ -69,7 +72,7 @@ export class ServerClient {
     this.url = this.base.origin
     this.user = opts.user
     this.password = opts.password
-    this.timeoutMs = opts.timeoutMs ?? 30_000
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const agentOptions = { keepAlive: true, maxSockets: opts.maxSockets ?? 16, ca: opts.ca }
     this.agent = this.base.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions)
   }

@@ -61,6 +61,9 @@ interface Handle {
   lastEnd: number
 }
 
+/** Memory for data (decrypted chunks and write buffers) unless configured. */
+export const DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
+
 /** How long a change may wait for its commit (the bound on what a crash loses without fsync). */
 export const DEFAULT_COMMIT_DELAY_MS = 1000
 /** A read this close to the previous end counts as part of a sequential stream. */
@@ -96,7 +99,7 @@ export class Volume implements FileSystem {
     // One memory budget: write buffers take an eighth of it (at most 128 MiB), their sealed copies on
     // the way to the servers as much again at most (a buffer is held until its upload is done), the
     // cache the rest. Many uploads in flight hide the servers' per-blob fsync latency.
-    const budget = opts.cacheBytes ?? 512 * 1024 * 1024
+    const budget = opts.cacheBytes ?? DEFAULT_CACHE_BYTES
     const maxDirtyBytes = opts.maxDirtyBytes ?? Math.max(4 * ns.chunkSize, Math.min(128 * 1024 * 1024, Math.floor(budget / 8)))
     const maxUploads = opts.maxUploads ?? 32
     this.cache = new ChunkCache(store, keys.contents, Math.max(0, budget - 2 * maxDirtyBytes), opts.diskCache ?? null)

@@ -3,6 +3,7 @@ import { constants } from 'node:fs'
 import { access } from 'node:fs/promises'
 import path from 'node:path'
 import { Command } from 'commander'
+import { DEFAULT_TIMEOUT_MS } from '../../cluster'
 import { createKeyFile, serializeKeyFile } from '../../crypto'
 import { Volume, readMembership } from '../../volume'
 import { MetadataLog } from '../../volume/metadata'
@@ -39,7 +40,7 @@ export function registerInit(program: Command): void {
     .option('--replicas <n>', 'copies of each chunk (a new volume only)', '2')
     .option('--write-quorum <n>', 'copies a write needs to succeed when servers are down', '1')
     .option('--chunk-size <size>', 'chunk size (a new volume only)', '4MiB')
-    .option('--timeout <ms>', 'timeout of each server call in milliseconds', '30000')
+    .option('--timeout <ms>', 'timeout of each server call in milliseconds', String(DEFAULT_TIMEOUT_MS))
     .option('--ca <file>', 'PEM certificate of a CA to trust for https servers')
     .option('--config <file>', 'config file to write (default: $EDFS_CONFIG or ~/.config/edfs/config.json)')
     .option('--force', 'overwrite an existing config file')

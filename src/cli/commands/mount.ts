@@ -20,18 +20,18 @@ import { ClusterConnectError } from '../../cluster'
 import { parseListenAddress, serveMetrics } from '../../protocol'
 import { daemonRegistry } from '../daemon-metrics'
 import { MOUNT_OPTIONS_HELP } from '../mount-helper'
-import { LeaseHeldError } from '../../volume'
+import { DEFAULT_CACHE_BYTES, LeaseHeldError } from '../../volume'
 import type { FileSystem } from '../../volume/fs-types'
 import { UsageError } from '../errors'
 import { readPassword } from '../password'
 import { NODE_FLAGS } from '../self'
 import { stateDir } from '../state-dir'
-import { parseSize } from '../units'
+import { formatSize, parseSize } from '../units'
 import { openVolume } from '../volume-open'
 
 interface MountOptions {
   readOnly?: boolean
-  cacheSize?: string
+  cacheSize: string
   cacheDir?: string
   diskCacheSize: string
   foreground?: boolean
@@ -58,7 +58,7 @@ export function registerMount(program: Command): void {
     .argument('<mountpoint>', 'an existing empty directory')
     .description('mount the volume at a directory (runs in the background until `edfs umount`)')
     .option('--read-only', 'mount read-only (no lease: may run while another machine writes)')
-    .option('--cache-size <size>', 'memory for decrypted chunks', '512MiB')
+    .option('--cache-size <size>', 'memory for decrypted chunks and write buffers', formatSize(DEFAULT_CACHE_BYTES).replace(' ', ''))
     .option('--cache-dir <dir>', 'keep sealed chunks on this machine\'s disk here (default: ~/.cache/edfs/VOLUME, or $XDG_CACHE_HOME/edfs/VOLUME)')
     .option('--disk-cache-size <size>', 'most bytes the disk cache holds; auto: 10GiB, or half the free space if less; 0: no disk cache', 'auto')
     .option('--foreground', 'stay in the foreground (logs on stderr)')
@@ -228,7 +228,7 @@ async function startBackground(target: string, opts: MountOptions): Promise<void
   repairSettings(opts)
   metricsAddress(opts)
   seconds(opts.commitInterval, '--commit-interval')
-  if (opts.cacheSize) parseSize(opts.cacheSize)
+  parseSize(opts.cacheSize)
   diskCacheWanted(opts)
   await checkMountPoint(mountPoint)
   const running = await findDaemon(mountPoint)
@@ -244,7 +244,7 @@ async function startBackground(target: string, opts: MountOptions): Promise<void
   const logFile = await open(files.log, 'a', 0o600)
   const logStart = (await logFile.stat()).size
   const args = [
-    ...NODE_FLAGS, process.argv[1]!, 'mount', mountPoint, '--foreground', '--password-stdin', '--cache-size', opts.cacheSize ?? '512MiB',
+    ...NODE_FLAGS, process.argv[1]!, 'mount', mountPoint, '--foreground', '--password-stdin', '--cache-size', opts.cacheSize,
     '--commit-interval', opts.commitInterval, '--gc-interval', opts.gcInterval, '--gc-grace', opts.gcGrace,
     '--repair-pass', opts.repairPass, '--repair-rate', opts.repairRate, '--disk-cache-size', opts.diskCacheSize,
   ]
@@ -294,7 +294,7 @@ export interface DaemonDeps {
 export async function runDaemon(target: string, opts: MountOptions, deps: DaemonDeps = {}): Promise<void> {
   const mountPoint = path.resolve(target)
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
-  const cacheBytes = opts.cacheSize ? parseSize(opts.cacheSize) : undefined
+  const cacheBytes = parseSize(opts.cacheSize)
   const commitDelayMs = seconds(opts.commitInterval, '--commit-interval')
   const disk = diskCacheWanted(opts)
   await checkMountPoint(mountPoint)
