@@ -39,10 +39,17 @@ export function sealInto(key: Buffer, aad: Buffer, plain: Buffer, out: Buffer, a
 
 /**
  * Opens one nonce | ciphertext | tag unit (`sealed`, exactly that long) into `out` at `at`.
- * Throws IntegrityError(`what` ...) when the tag does not verify; bytes written into `out` before
- * the check must then be discarded by the caller (openers here zero them).
+ * Throws IntegrityError(`what` ...) when the tag does not verify (nothing is written then).
  */
 export function openInto(key: Buffer, aad: Buffer, sealed: Buffer, out: Buffer, at: number, what: string): number {
+  return at + open(key, aad, sealed, what).copy(out, at)
+}
+
+/**
+ * Opens one nonce | ciphertext | tag unit into a new buffer (no copy: what a one-block read wants).
+ * Throws IntegrityError(`what` ...) when the tag does not verify, and no plaintext is returned.
+ */
+export function open(key: Buffer, aad: Buffer, sealed: Buffer, what: string): Buffer {
   if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new IntegrityError(`${what}: ${sealed.length} bytes is too short to be sealed`)
   const nonce = sealed.subarray(0, NONCE_BYTES)
   const body = sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)
@@ -50,12 +57,12 @@ export function openInto(key: Buffer, aad: Buffer, sealed: Buffer, out: Buffer, 
   const decipher = createDecipheriv(ALGORITHM, key, nonce, { authTagLength: TAG_BYTES })
   decipher.setAAD(aad)
   decipher.setAuthTag(tag)
-  let pos = at
-  if (body.length > 0) pos += decipher.update(body).copy(out, pos)
+  const plain = body.length > 0 ? decipher.update(body) : Buffer.alloc(0)
   try {
-    pos += decipher.final().copy(out, pos)
+    decipher.final() // always empty for GCM; throws when the tag does not verify
   } catch {
+    plain.fill(0)
     throw new IntegrityError(`${what}: authentication failed (altered, truncated, moved, or sealed under another key)`)
   }
-  return pos
+  return plain
 }
