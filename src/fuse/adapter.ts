@@ -225,7 +225,12 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
           listedEntries += entries.size
           stream.listing = { self, parent, entries }
         }
-        return dirPage(stream.listing, offset)
+        const p = dirPage(stream.listing, offset)
+        // A directory that fits in one page is answered whole and without offsets: libfuse keeps
+        // it and answers the kernel's next READDIRs (up to the empty one at the end) itself, with
+        // no round trip into JS (ls -lR asked JS ~4 times per directory).
+        const whole = offset === 0 && p.names.length === stream.listing.entries.size + 2
+        return { ...p, base: whole ? undefined : p.base }
       }
       call('readdir', path, page, (p) => cb(0, p.names, p.stats, p.base), (n) => cb(n))
     },

@@ -15,7 +15,7 @@ import path from 'node:path'
 import { Semaphore } from './semaphore'
 
 /** Sealed bytes waiting to be written at most; beyond that a new entry is skipped (never queued). */
-const MAX_PENDING_BYTES = 32 * 1024 * 1024
+export const MAX_PENDING_BYTES = 32 * 1024 * 1024
 /** After the disk ran full, new entries wait this long before the next try. */
 const FULL_PAUSE_MS = 60_000
 const STATS_FILE = 'stats.json'

@@ -2,7 +2,7 @@
 // write-back buffers and the chunk cache. Implements FileSystem for the FUSE adapter and the CLI.
 import { VolumeKeys, rootInodeId } from '../crypto'
 import { ChunkCache } from './chunk-cache'
-import type { DiskCache } from './disk-cache'
+import { type DiskCache, MAX_PENDING_BYTES } from './disk-cache'
 import { FileData, FileSnapshot, FileState } from './file-data'
 import {
   Attr, DirEntry, DirListing, FALLOC_FL_KEEP_SIZE, FileSystem, FsError, MAX_FILE_SIZE, MAX_SYMLINK_BYTES, O_ACCMODE, O_RDONLY, O_TRUNC,
@@ -97,12 +97,14 @@ export class Volume implements FileSystem {
     private readonly opts: VolumeOptions,
   ) {
     // One memory budget: write buffers take an eighth of it (at most 128 MiB), their sealed copies on
-    // the way to the servers as much again at most (a buffer is held until its upload is done), the
-    // cache the rest. Many uploads in flight hide the servers' per-blob fsync latency.
+    // the way to the servers as much again at most (a buffer is held until its upload is done),
+    // sealed chunks on their way to the disk cache 32 MiB at most, the cache the rest. Many uploads
+    // in flight hide the servers' per-blob fsync latency.
     const budget = opts.cacheBytes ?? DEFAULT_CACHE_BYTES
     const maxDirtyBytes = opts.maxDirtyBytes ?? Math.max(4 * ns.chunkSize, Math.min(128 * 1024 * 1024, Math.floor(budget / 8)))
     const maxUploads = opts.maxUploads ?? 32
-    this.cache = new ChunkCache(store, keys.contents, Math.max(0, budget - 2 * maxDirtyBytes), opts.diskCache ?? null)
+    const diskPending = opts.diskCache ? MAX_PENDING_BYTES : 0 // sealed chunks on their way to the disk cache
+    this.cache = new ChunkCache(store, keys.contents, Math.max(0, budget - 2 * maxDirtyBytes - diskPending), opts.diskCache ?? null)
     this.data = new FileData(store, keys.contents, this.cache, {
       chunkSize: ns.chunkSize,
       maxDirtyBytes,

@@ -66,7 +66,7 @@ t.test('operations', async (t) => {
   const [, fileAttr] = await call<{ ino?: number; mode: number }>((cb) => ops.getattr('/d/f', cb))
   t.same(listing[1], ['.', '..', 'f'])
   t.match(listing[2], [{ ino: dirAttr!.ino }, { ino: 1 }, { ino: fileAttr!.ino, mode: fileAttr!.mode }], 'a stat per name: d_ino and d_type')
-  t.equal(listing[3], 0, 'a page from position 0')
+  t.equal(listing[3], undefined, 'a small directory whole, without a base (libfuse keeps it)')
   t.same(await call((cb) => ops.releasedir('/d', dh!, cb)), [0, undefined])
   t.same(await call((cb) => ops.readdir('/d', cb as never, 0, dh)), [-9, undefined], 'a released stream is EBADF')
   t.same(await call((cb) => ops.getattr('/nope', cb)), [-2, undefined], 'ENOENT')
@@ -142,4 +142,19 @@ t.test('readdir pages: every name once, as libfuse asks from the last offset; na
   t.notOk(files.includes('f900'), 'a name removed before its page is not listed')
   t.equal(files.length, N - 1, `every other name once (${calls} calls)`)
   await call((cb) => ops.releasedir('/big', dh!, cb))
+
+  // A directory that fits in one page: answered whole, without a base, so libfuse keeps the
+  // listing and answers the kernel's later READDIRs without calling JS again.
+  await call((cb) => ops.mkdir('/small', 0o755, cb))
+  for (const name of ['a', 'b', 'c']) {
+    const [, fh] = await call<number>((cb) => ops.create(`/small/${name}`, 0o644, cb))
+    await call((cb) => ops.release(`/small/${name}`, fh!, cb))
+  }
+  const [, sh] = await call<number>((cb) => ops.opendir('/small', 0, cb))
+  const [err, names, stats, base] = await new Promise<unknown[]>((resolve) => ops.readdir('/small', (...a) => resolve(a), 0, sh))
+  t.equal(err, 0)
+  t.same(names, ['.', '..', 'a', 'b', 'c'], 'every name at once')
+  t.equal((stats as unknown[]).length, 5, 'each with its stat')
+  t.equal(base, undefined, 'no base: libfuse buffers the whole listing (non-offset mode)')
+  await call((cb) => ops.releasedir('/small', sh!, cb))
 })
