@@ -1,5 +1,5 @@
 // From a config file and a password to a connected cluster, the volume's keys, and an open volume.
-import { mkdir, readFile, statfs } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { Cluster, ClusterConnectError } from '../cluster'
 import { KeyFile, VolumeKeys, WrongPassphraseError, deriveVolumeKeys, parseKeyFile, serializeKeyFile, unwrapMasterKey } from '../crypto'
 import { ServerError } from '../protocol'
@@ -148,7 +148,7 @@ export async function openVolume(
     config?: string; readOnly: boolean; cacheBytes?: number; password: string; repair?: RepairSettings
     /** Look for a changed server list this often (the mount daemon); a change starts a rebalance. */
     followMembershipMs?: number
-    /** Keep sealed chunks on this machine's disk (dir default: diskCacheDir; size default: defaultDiskCacheBytes). */
+    /** Keep sealed chunks on this machine's disk (dir default: diskCacheDir; size default: the disk cache's). */
     disk?: { dir?: string; maxBytes?: number }
   } & Partial<Omit<VolumeOptions, 'diskCache'>>,
 ): Promise<OpenVolume> {
@@ -194,9 +194,6 @@ export async function openVolume(
   }
 }
 
-/** Default disk cache size: 10 GiB, or half the space free where it lives if that is less. */
-export const DISK_CACHE_DEFAULT_MAX = 10 * 1024 ** 3
-
 /**
  * The disk cache the mount asked for. A directory given with --cache-dir that cannot be made is an
  * error; the default one is a warning and no disk cache (a cache is never a reason not to mount).
@@ -204,14 +201,9 @@ export const DISK_CACHE_DEFAULT_MAX = 10 * 1024 ** 3
 async function openDiskCache(want: { dir?: string; maxBytes?: number }, volumeId: string, log?: (line: string) => void): Promise<DiskCache | undefined> {
   const dir = want.dir ?? diskCacheDir(volumeId)
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 })
-    let size = want.maxBytes
-    if (size === undefined) {
-      const fs = await statfs(dir)
-      size = Math.max(64 * 1024 * 1024, Math.min(DISK_CACHE_DEFAULT_MAX, Math.floor((fs.bavail * fs.bsize) / 2)))
-    }
-    log?.(`disk cache: ${dir}, up to ${formatSize(size)}`)
-    return await DiskCache.open(dir, size, log)
+    const cache = await DiskCache.open(dir, want.maxBytes, log)
+    log?.(`disk cache: ${dir}, up to ${formatSize(cache.maxBytes)}`)
+    return cache
   } catch (err) {
     if (want.dir) throw new UsageError(`--cache-dir ${dir}: ${(err as Error).message}`)
     log?.(`warning: no disk cache (${dir}: ${(err as Error).message})`)

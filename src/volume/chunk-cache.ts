@@ -177,9 +177,10 @@ export class ChunkCache {
     const key = diskKey(range)
     const disk = this.disk
     if (disk) {
-      const outer = within === undefined || disk.has(key) ? null : diskKey(within)
-      const from = outer !== null && disk.has(outer) ? outer : key
-      const bytes = await disk.read(from, from === outer ? { offset: range!.start - (within?.start ?? 0), length: range!.end - range!.start } : undefined)
+      // Not there on its own, but the whole chunk it lies in is: read that entry's part of it.
+      const outer = range && within !== undefined && !disk.has(key) && disk.has(diskKey(within)) ? diskKey(within) : null
+      const from = outer ?? key
+      const bytes = await disk.read(from, outer && range ? { offset: range.start - (within?.start ?? 0), length: range.end - range.start } : undefined)
       if (bytes) {
         try {
           if (!range && (await blobId(bytes)) !== id) throw new Error('not the blob')

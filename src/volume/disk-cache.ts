@@ -6,14 +6,18 @@
 //
 // Layout: DIR/<first two hex digits>/<key>, where a key is a blob id (a whole blob) or
 // `<id>.<start>-<end>` (a byte range of it: a chunk in a pack, or AEAD blocks). A read may take
-// part of an entry (the blocks a random read wants, out of a whole chunk read before). Keys name immutable
-// bytes (a blob id is the SHA-256 of its contents), so an entry is never rewritten. Recency is the
-// file's mtime (touched on every hit), so the LRU order survives a remount.
+// part of an entry (the blocks a random read wants, out of a whole chunk read before). Keys name
+// immutable bytes (a blob id is the SHA-256 of its contents), so an entry is never rewritten.
+// Recency is the file's mtime (touched on a hit at most once a minute), so the LRU order survives a
+// remount.
 import { LRUCache } from 'lru-cache'
-import { type FileHandle, mkdir, open, opendir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
+import { type FileHandle, mkdir, open, opendir, readFile, rename, rm, stat, statfs, unlink, utimes, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Semaphore } from './semaphore'
 
+/** Default size: 10 GiB, or half the space free where the cache lives if that is less (at least 64 MiB). */
+export const DEFAULT_MAX_BYTES = 10 * 1024 ** 3
+const MIN_DEFAULT_BYTES = 64 * 1024 * 1024
 /** Sealed bytes waiting to be written at most; beyond that a new entry is skipped (never queued). */
 export const MAX_PENDING_BYTES = 32 * 1024 * 1024
 /** After the disk ran full, new entries wait this long before the next try. */
@@ -49,16 +53,16 @@ export interface DiskCacheStats {
 export class DiskCache {
   private readonly index: LRUCache<string, Entry>
   private readonly files: LRUCache<string, Promise<FileHandle>>
-  private readonly pending = new Set<string>()
+  /** Entries being written, by key. */
+  private readonly pending = new Map<string, Promise<void>>()
   private pendingBytes = 0
   private readonly writers = new Semaphore(2)
-  private readonly inFlight = new Set<Promise<void>>()
   private pausedUntil = 0
   private readonly madeDirs = new Set<string>()
   private closed = false
   private statsSavedAt = 0
   private scanned = false
-  /** The scan of what an earlier mount left; entries it has not reached yet are misses. */
+  /** The scan of what an earlier mount left (until it is done, reads try entries unindexed). */
   readonly ready: Promise<void>
   hits = 0
   misses = 0
@@ -86,10 +90,14 @@ export class DiskCache {
     })
   }
 
-  /** The cache in `dir` (made if missing), holding at most `maxBytes`. */
-  static async open(dir: string, maxBytes: number, log: (line: string) => void = () => {}): Promise<DiskCache> {
-    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new RangeError(`disk cache size must be a positive number of bytes, not ${maxBytes}`)
+  /** The cache in `dir` (made if missing), holding at most `maxBytes` (default: DEFAULT_MAX_BYTES). */
+  static async open(dir: string, maxBytes?: number, log: (line: string) => void = () => {}): Promise<DiskCache> {
+    if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || maxBytes <= 0)) throw new RangeError(`disk cache size must be a positive number of bytes, not ${maxBytes}`)
     await mkdir(dir, { recursive: true, mode: 0o700 })
+    if (maxBytes === undefined) {
+      const fs = await statfs(dir)
+      maxBytes = Math.max(MIN_DEFAULT_BYTES, Math.min(DEFAULT_MAX_BYTES, Math.floor((fs.bavail * fs.bsize) / 2)))
+    }
     return new DiskCache(dir, maxBytes, log)
   }
 
@@ -120,8 +128,8 @@ export class DiskCache {
     }
     const file = this.file(key)
     try {
-      // One pread of what is wanted, through a file kept open (an unindexed entry: read whole).
-      const bytes = size === Infinity ? await readFile(file) : await readAt(await this.opened(key), part?.offset ?? 0, part?.length ?? size)
+      // One pread of what is wanted, through a file kept open (a whole unindexed entry: its file read whole).
+      const bytes = !part && size === Infinity ? await readFile(file) : await readAt(await this.opened(key), part?.offset ?? 0, part?.length ?? size)
       this.hits++
       const now = Date.now()
       if (entry && now - entry.touchedMs > TOUCH_EVERY_MS) {
@@ -162,23 +170,21 @@ export class DiskCache {
       this.skipped++
       return
     }
-    this.pending.add(key)
     this.pendingBytes += bytes.length
     // Two writes at a time: one alone, each step a trip through a busy event loop, kept up with
     // only ~300 MB/s of reads (13 ms per 4 MiB chunk, measured), and a third of the chunks were skipped.
     const written = this.writers.run(() => this.store(key, bytes)).finally(() => {
       this.pending.delete(key)
       this.pendingBytes -= bytes.length
-      this.inFlight.delete(written)
     })
-    this.inFlight.add(written)
+    this.pending.set(key, written)
   }
 
   /** Waits for the entries being written, and leaves the counters for `edfs status`. */
   async close(): Promise<void> {
     this.closed = true
     await this.ready
-    await Promise.all(this.inFlight)
+    await Promise.all(this.pending.values())
     this.files.clear()
     await this.saveStats()
   }

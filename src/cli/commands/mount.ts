@@ -402,7 +402,7 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
 
 /** What --cache-dir and --disk-cache-size ask for: undefined for no disk cache. */
 function diskCacheWanted(opts: MountOptions): { dir?: string; maxBytes?: number } | undefined {
-  const size = opts.diskCacheSize ?? 'auto'
+  const size = opts.diskCacheSize
   let maxBytes: number | undefined
   try {
     maxBytes = size === 'auto' ? undefined : parseSize(size)
