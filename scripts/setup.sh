@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what edfs needs on a Debian/Ubuntu machine with Node 20: libfuse 2 and the fuse tools
 # (for mounts), python3/make/g++ (to build the patched fuse-native addon), then the npm packages.
-# --test adds what the test suite runs (sqlite3, git, openssl, python3, attr), --bench what the benchmark runs
+# --test adds what the test suite runs (sqlite3, git, openssl, python3, attr, Ceph for a real S3), --bench what the benchmark runs
 # (fio). Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,6 +84,10 @@ esac
 for tool in "${tools[@]}"; do command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool"); done
 # getfattr/setfattr (the xattr tests) come in Debian's package attr.
 if [ "${1:-}" = --test ] && ! command -v setfattr >/dev/null 2>&1; then need_apt+=(attr); fi
+# A one-node Ceph (monitor, memstore OSD, radosgw) is the real S3 store of test/e2e/s3.test.ts.
+if [ "${1:-}" = --test ] && ! { command -v radosgw && command -v ceph-mon && command -v ceph-osd && command -v ceph; } >/dev/null 2>&1; then
+  need_apt+=(ceph-mon ceph-osd radosgw ceph-common)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "edfs setup: please install ${need_apt[*]} (as root: apt-get install -y ${need_apt[*]})" >&2
@@ -91,7 +95,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
   echo "edfs setup: installing ${need_apt[*]} from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq "${need_apt[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"; }
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}"; }
 fi
 
 if [ $npm_ci = yes ]; then

@@ -4,17 +4,28 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { z } from 'zod'
+import { ClusterConfigError, memberUrl } from '../cluster'
 import { isUserName } from '../protocol'
 import { UsageError } from './errors'
 import { issueLines, jsonPath } from './schema-issues'
 
+/** A member URL from the command line, in its canonical spelling; UsageError says what is wrong. */
+export function memberArg(text: string): string {
+  try {
+    return memberUrl(text)
+  } catch (err) {
+    if (err instanceof ClusterConfigError) throw new UsageError(err.message)
+    throw err
+  }
+}
+
 const serverUrl = z.string().refine((u) => {
   try {
-    return ['http:', 'https:'].includes(new URL(u).protocol)
+    return memberUrl(u) !== ''
   } catch {
     return false
   }
-}, 'an http:// or https:// URL')
+}, 'an http://, https:// or s3:// member URL')
 
 /** The config file, checked on load: every field, with a message that names it. */
 export const ClientConfigSchema = z.object({

@@ -1,6 +1,6 @@
 // A one-line progress bar on stderr (bytes, rate, ETA, files), drawn only on a terminal and never
 // with --quiet. Redrawn at most a few times a second; erased at the end.
-import { formatSize } from './units'
+import { formatSize } from '../protocol'
 
 export class Progress {
   private done = 0

@@ -7,7 +7,7 @@ import { parseListenAddress } from '../protocol'
 import { DEFAULT_MAX_BLOB_SIZE, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_SCRUB_PERIOD_MS } from '../../servers'
 import { UsageError } from './errors'
 import { issueLines } from './schema-issues'
-import { formatSize, parseSize } from './units'
+import { formatSize, parseSize } from '../protocol'
 
 interface OptionRow {
   flags: string

@@ -1,13 +1,13 @@
 // From a config file and a password to a connected cluster, the volume's keys, and an open volume.
 import { readFile } from 'node:fs/promises'
-import { Cluster, ClusterConnectError } from '../cluster'
+import { Cluster, ClusterConnectError, memberUrl } from '../cluster'
 import { KeyFile, VolumeKeys, WrongPassphraseError, deriveVolumeKeys, parseKeyFile, serializeKeyFile, unwrapMasterKey } from '../crypto'
 import { ServerError } from '../protocol'
 import { BackgroundRepairOptions, DegradedTracker, DiskCache, RepairQueue, Volume, VolumeOptions, VolumeStore, readMembership } from '../volume'
 import { ClientConfig, configPath, keyFilePath, loadConfig, saveConfig, writePrivateFile } from './config'
 import { UsageError } from './errors'
 import { diskCacheDir, repairQueueFile } from './state-dir'
-import { formatSize } from './units'
+import { formatSize } from '../protocol'
 
 /** The key file's record name on the servers (readable before the volume's keys are known). */
 export const KEYFILE_RECORD = 'keyfile'
@@ -98,7 +98,7 @@ export async function followMembership(session: Session, log?: (line: string) =>
   const m = await readMembership(session.cluster, session.keys)
   if (!m) return false
   const current = session.cluster.members()
-  const same = m.servers.length === current.length && m.servers.every((s) => current.some((c) => c.url === new URL(s.url).origin && c.draining === !!s.draining))
+  const same = m.servers.length === current.length && m.servers.every((s) => current.some((c) => c.url === memberUrl(s.url) && c.draining === !!s.draining))
   if (same) return false
   await session.cluster.setMembers(m.servers)
   session.config.servers = m.servers.map((s) => ({ url: s.url, id: s.id }))

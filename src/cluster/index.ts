@@ -5,10 +5,12 @@ import {
   Attempt, ClusterConfigError, ClusterConnectError, checkBlobId, classify, reasonOf,
 } from './errors'
 import { Member, MemberOptions, MemberStatus } from './member'
+import type { MemberClient } from './member-client'
+import { memberUrl } from './member-url'
 import { ClusterCounters, CorruptionReport, Pool } from './pool'
 import * as reads from './reads'
 import { retry } from './retry'
-import { ByteRange, DEFAULT_TIMEOUT_MS, ServerClient } from './server-client'
+import { ByteRange, DEFAULT_TIMEOUT_MS } from './server-client'
 import * as writes from './writes'
 
 export * from './errors'
@@ -17,10 +19,14 @@ export type { ClusterCounters, CorruptionReport } from './pool'
 export type { PutResult } from './writes'
 export { rankIds, place, score } from './placement'
 export { DEFAULT_TIMEOUT_MS, ServerClient } from './server-client'
+export { memberClient } from './member-client'
+export type { MemberClient } from './member-client'
+export { memberUrl, parseMemberUrl } from './member-url'
+export type { MemberLocation, S3Location } from './member-url'
 export type { ByteRange } from './server-client'
 
 export interface ClusterOptions {
-  /** Server URLs (http:// or https://, loopback or LAN). */
+  /** Member URLs: edfs servers (http:// or https://, loopback or LAN) and S3 buckets (s3://, member-url.ts). */
   servers: string[]
   user: string
   password: string
@@ -79,15 +85,9 @@ export class Cluster {
     if (!opts || !Array.isArray(opts.servers) || opts.servers.length === 0) throw new ClusterConfigError('no storage servers configured')
     const urls: string[] = []
     for (const s of opts.servers) {
-      let u: URL
-      try {
-        u = new URL(s)
-      } catch {
-        throw new ClusterConfigError(`not a server URL: ${JSON.stringify(s)}`)
-      }
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ClusterConfigError(`server URL must be http:// or https://: ${s}`)
-      if (urls.includes(u.origin)) throw new ClusterConfigError(`server ${u.origin} is listed twice`)
-      urls.push(u.origin)
+      const url = memberUrl(s)
+      if (urls.includes(url)) throw new ClusterConfigError(`server ${url} is listed twice`)
+      urls.push(url)
     }
     const n = urls.length
     const replicas = opts.replicas ?? Math.min(2, n)
@@ -98,11 +98,7 @@ export class Cluster {
     if (!(timeoutMs > 0)) throw new ClusterConfigError(`timeoutMs must be positive, got ${opts.timeoutMs}`)
     const known = new Map<string, string>()
     for (const [url, id] of Object.entries(opts.knownIds ?? {})) {
-      try {
-        known.set(new URL(url).origin, id)
-      } catch {
-        throw new ClusterConfigError(`knownIds: not a server URL: ${JSON.stringify(url)}`)
-      }
+      known.set(memberUrl(url), id)
     }
     const probe = opts.probeBackoffMs ?? { baseMs: 250, maxMs: 10_000 }
     const memberOptions = { user: opts.user, password: opts.password, timeoutMs, ca: opts.ca, probe, log }
@@ -161,13 +157,7 @@ export class Cluster {
     this.open()
     const wanted = new Map<string, MemberSpec>()
     for (const spec of list) {
-      let origin: string
-      try {
-        origin = new URL(spec.url).origin
-      } catch {
-        throw new ClusterConfigError(`not a server URL: ${JSON.stringify(spec.url)}`)
-      }
-      wanted.set(origin, spec)
+      wanted.set(memberUrl(spec.url), spec)
     }
     if (wanted.size < this.replicas) throw new ClusterConfigError(`a membership of ${wanted.size} servers cannot hold ${this.replicas} copies`)
     const members = this.pool.members
@@ -419,7 +409,7 @@ export class Cluster {
     servers.sort((a, b) => order.indexOf(a) - order.indexOf(b))
   }
 
-  private idempotent<T>(m: Member, fn: (c: ServerClient) => Promise<T>): Promise<T> {
+  private idempotent<T>(m: Member, fn: (c: MemberClient) => Promise<T>): Promise<T> {
     return retry(() => m.call(fn, true), {
       ...IDEMPOTENT_RETRY,
       retryable: (err) => classify(err) === 'fault' || (classify(err) === 'down' && m.up),

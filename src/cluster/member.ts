@@ -1,10 +1,9 @@
 // One server in the pool: its client, its health, and the background probe that brings it back.
-import http from 'node:http'
-import https from 'node:https'
-import { HealthBody, ROUTES } from '../protocol'
+import { HealthBody } from '../protocol'
 import { ClusterConfigError, classify, reasonOf } from './errors'
+import { MemberClient, memberClient } from './member-client'
 import { BackoffPolicy, backoffDelay } from './retry'
-import { ServerClient, TimeoutError, UnreachableError } from './server-client'
+import { TimeoutError, UnreachableError } from './server-client'
 
 export interface MemberStatus {
   url: string
@@ -38,7 +37,7 @@ const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
 
 export class Member {
   readonly url: string
-  readonly client: ServerClient
+  readonly client: MemberClient
   readonly knownId: string | undefined
   reportedId: string | undefined
   up = false
@@ -57,7 +56,7 @@ export class Member {
   draining = false
 
   constructor(private readonly opts: MemberOptions) {
-    this.client = new ServerClient({ url: opts.url, user: opts.user, password: opts.password, timeoutMs: opts.timeoutMs, ca: opts.ca })
+    this.client = memberClient({ url: opts.url, user: opts.user, password: opts.password, timeoutMs: opts.timeoutMs, ca: opts.ca })
     this.url = this.client.url
     this.knownId = opts.knownId
   }
@@ -89,7 +88,7 @@ export class Member {
    * network-level failure marks the server down and starts the probe. An idempotent call that hit
    * a stale keep-alive socket is tried once more at once (that is not the server's fault).
    */
-  async call<T>(fn: (c: ServerClient) => Promise<T>, idempotent: boolean): Promise<T> {
+  async call<T>(fn: (c: MemberClient) => Promise<T>, idempotent: boolean): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const t0 = performance.now()
       try {
@@ -176,7 +175,7 @@ export class Member {
     this.probeTimer = setTimeout(() => {
       this.probeTimer = null
       this.probing = true
-      probeHealth(this.url, Math.min(this.opts.timeoutMs, 10_000), this.opts.ca)
+      this.client.probe(Math.min(this.opts.timeoutMs, 10_000))
         .then((h) => {
           this.probing = false
           if (this.closed) return
@@ -208,49 +207,10 @@ export class Member {
     return h
   }
 
-
   close(): void {
     this.closed = true
     if (this.probeTimer) clearTimeout(this.probeTimer)
     this.probeTimer = null
     this.client.close()
   }
-}
-
-/**
- * GET /v1/health on a fresh connection whose socket is unref'd, so an outstanding probe of a hung
- * server never keeps the process alive. Unauthenticated; https honours the pinned CA.
- */
-export function probeHealth(url: string, timeoutMs: number, ca?: string | Buffer): Promise<HealthBody> {
-  return new Promise((resolve, reject) => {
-    const base = new URL(url)
-    const mod = base.protocol === 'https:' ? https : http
-    const req = mod.request(
-      { protocol: base.protocol, hostname: base.hostname, port: base.port, path: ROUTES.health, method: 'GET', agent: false, ca, headers: { connection: 'close' } },
-      (res) => {
-        const parts: Buffer[] = []
-        let size = 0
-        res.on('data', (d: Buffer) => {
-          size += d.length
-          if (size > 65536) req.destroy(new Error('health answer too large'))
-          else parts.push(d)
-        })
-        res.on('error', reject)
-        res.on('end', () => {
-          if (res.statusCode !== 200) return reject(new Error(`health answered HTTP ${res.statusCode}`))
-          try {
-            const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as HealthBody
-            if (typeof body?.id !== 'string' || body.id.length === 0) return reject(new Error('health answer has no server id'))
-            resolve(body)
-          } catch {
-            reject(new Error('health answer is not JSON'))
-          }
-        })
-      },
-    )
-    req.on('socket', (s) => s.unref())
-    req.setTimeout(timeoutMs, () => req.destroy(new TimeoutError(base.origin, timeoutMs)))
-    req.on('error', (err) => reject(err instanceof TimeoutError ? err : new UnreachableError(base.origin, err)))
-    req.end()
-  })
 }

@@ -1,4 +1,5 @@
 // The set of members, their rendezvous order for a key, and the counters fsck and tests read.
+import { memberUrl } from './member-url'
 import { ClusterConfigError } from './errors'
 import { Member } from './member'
 import { rankBy } from './placement'
@@ -75,13 +76,13 @@ export class Pool {
   byName(server: string): Member {
     const m = this.members.find((x) => x.id === server || x.url === server || x.placementId === server)
     if (m) return m
-    let origin: string | null = null
+    let url: string | null = null
     try {
-      origin = new URL(server).origin
+      url = memberUrl(server)
     } catch {
       /* not a URL */
     }
-    const byUrl = origin ? this.members.find((x) => x.url === origin) : undefined
+    const byUrl = url ? this.members.find((x) => x.url === url) : undefined
     if (byUrl) return byUrl
     throw new ClusterConfigError(`unknown server ${server} (members: ${this.members.map((x) => x.name).join(', ')})`)
   }

@@ -7,6 +7,7 @@ import {
   BlobListBody, ChallengeBody, ErrorBody, HEADERS, HealthBody, LoginBody, ROUTES, ScrubStatus, ServerError, StatsBody, VerifyBody,
   authMessage, clientProof, deriveKeys, serverSignature, sessionKey, sha256Hex, signRequest,
 } from '../protocol'
+import type { MemberClient } from './member-client'
 
 export interface ServerClientOptions {
   url: string
@@ -55,13 +56,21 @@ const SESSION_RETRY_CODES = new Set(['session-expired'])
  */
 const EXPECT_CONTINUE_MIN = 64 * 1024
 
-export class ServerClient {
+/** How one request goes out: on the keep-alive agent, or (background probes) on a connection of its own that never keeps the process alive. */
+interface Via {
+  fresh: boolean
+  timeoutMs: number
+}
+
+export class ServerClient implements MemberClient {
+  readonly kind = 'server' as const
   readonly url: string
   readonly user: string
   private readonly password: string
   private readonly base: URL
   private readonly agent: http.Agent
   private readonly timeoutMs: number
+  private readonly ca: string | Buffer | undefined
   private session: Promise<Session> | null = null
   /** The server's stable id, known after the first health call. */
   id: string | undefined
@@ -73,6 +82,7 @@ export class ServerClient {
     this.user = opts.user
     this.password = opts.password
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    this.ca = opts.ca
     const agentOptions = { keepAlive: true, maxSockets: opts.maxSockets ?? 16, ca: opts.ca }
     this.agent = this.base.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions)
   }
@@ -82,7 +92,16 @@ export class ServerClient {
   }
 
   async health(): Promise<HealthBody> {
-    const body = this.json<HealthBody>(await this.expectOk(await this.raw('GET', ROUTES.health)))
+    return this.healthOf(await this.raw('GET', ROUTES.health))
+  }
+
+  async probe(timeoutMs: number): Promise<HealthBody> {
+    return this.healthOf(await this.raw('GET', ROUTES.health, undefined, { connection: 'close' }, { fresh: true, timeoutMs }))
+  }
+
+  private healthOf(a: Answer): HealthBody {
+    const body = this.json<HealthBody>(this.expectOk(a))
+    if (typeof body?.id !== 'string' || body.id.length === 0) throw new ServerError(a.status, 'unknown', 'health answer has no server id', this.url)
     this.id = body.id
     return body
   }
@@ -176,12 +195,12 @@ export class ServerClient {
 
   private async doLogin(): Promise<Session> {
     const clientNonce = randomBytes(24).toString('base64')
-    const ch = this.json<ChallengeBody>(await this.expectOk(await this.raw('POST', ROUTES.challenge, jsonBody({ user: this.user, clientNonce }))))
+    const ch = this.json<ChallengeBody>(await this.expectOk(await this.raw('POST', ROUTES.challenge, JSON.stringify({ user: this.user, clientNonce }))))
     const keys = await deriveKeys(this.password, Buffer.from(ch.salt, 'base64'), { N: ch.N, r: ch.r, p: ch.p })
     const message = authMessage(this.user, clientNonce, ch.serverNonce)
     const proof = clientProof(keys, message).toString('base64')
     const login = this.json<LoginBody>(
-      await this.expectOk(await this.raw('POST', ROUTES.login, jsonBody({ user: this.user, clientNonce, serverNonce: ch.serverNonce, proof }))),
+      await this.expectOk(await this.raw('POST', ROUTES.login, JSON.stringify({ user: this.user, clientNonce, serverNonce: ch.serverNonce, proof }))),
     )
     if (serverSignature(keys.serverKey, message).toString('base64') !== login.serverSignature) {
       throw new ServerError(401, 'unauthorized', 'the server could not prove it knows this user (wrong server or tampered users file)', this.url)
@@ -225,7 +244,7 @@ export class ServerClient {
     }
   }
 
-  private raw(method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Answer> {
+  private raw(method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}, via: Via = { fresh: false, timeoutMs: this.timeoutMs }): Promise<Answer> {
     return new Promise((resolve, reject) => {
       const mod = this.base.protocol === 'https:' ? https : http
       const allHeaders: Record<string, string | number> = { ...headers }
@@ -237,7 +256,10 @@ export class ServerClient {
       }
       if (expectContinue) allHeaders.expect = '100-continue'
       const req = mod.request(
-        { protocol: this.base.protocol, hostname: this.base.hostname, port: this.base.port, method, path, headers: allHeaders, agent: this.agent },
+        {
+          protocol: this.base.protocol, hostname: this.base.hostname, port: this.base.port, method, path, headers: allHeaders,
+          ...(via.fresh ? { agent: false, ca: this.ca } : { agent: this.agent }),
+        },
         (res) => {
           const expected = Number(res.headers['content-length'])
           // Known length: fill one buffer in place instead of collecting and joining the pieces.
@@ -264,7 +286,8 @@ export class ServerClient {
           res.on('aborted', () => reject(new ServerError(res.statusCode ?? 0, 'unknown', 'answer aborted', this.url)))
         },
       )
-      req.setTimeout(this.timeoutMs, () => req.destroy(new TimeoutError(this.url, this.timeoutMs)))
+      if (via.fresh) req.on('socket', (s) => s.unref())
+      req.setTimeout(via.timeoutMs, () => req.destroy(new TimeoutError(this.url, via.timeoutMs)))
       req.on('error', (err) => reject(err instanceof TimeoutError ? err : new UnreachableError(this.url, err)))
       let bodySent = !expectContinue
       if (expectContinue) {
@@ -299,10 +322,6 @@ export class ServerClient {
       throw new ServerError(a.status, 'unknown', 'answer is not JSON', this.url)
     }
   }
-}
-
-function jsonBody(value: unknown): string {
-  return JSON.stringify(value)
 }
 
 /** The server did not answer within the timeout (connect, first byte or between bytes). */

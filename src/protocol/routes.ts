@@ -39,6 +39,8 @@ export interface HealthBody {
   totalBytes: number
   /** Copies this server found corrupt and moved aside, all users (absent from older servers). */
   quarantined?: number
+  /** The sizes are configured, not measured (S3 members: object stores report none). */
+  capacityConfigured?: boolean
 }
 
 export interface StatsBody {

@@ -194,7 +194,7 @@ t.test('a broken config file: every bad field named, with where it is', async (t
   const r = await runEdfs(['ls', '/', '--config', await write('b.json', JSON.stringify(bad))], { env })
   t.equal(r.code, 1)
   t.match(r.stderr, /is not a valid edfs config/)
-  t.match(r.stderr, /servers\[1\]\.url: an http:\/\/ or https:\/\/ URL/, 'a bad server URL, by position')
+  t.match(r.stderr, /servers\[1\]\.url: an http:\/\/, https:\/\/ or s3:\/\/ member URL/, 'a bad server URL, by position')
   t.match(r.stderr, /replicas: .*(>=|at least|too small)/i, 'replicas out of range')
   t.match(r.stderr, /chunkSize: /, 'chunk size of the wrong type')
   t.match(r.stderr, /user: a user name/, 'a bad user name')

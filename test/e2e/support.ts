@@ -81,6 +81,10 @@ export interface VolumeOptions {
   timeoutMs?: number
   /** Data directories of the servers (e.g. on small disks); default: fresh temp directories. */
   dataDirs?: string[]
+  /** Members beside the servers, e.g. s3:// buckets (test/helpers/ceph.ts). */
+  members?: string[]
+  /** More environment for every edfs command, e.g. an S3 store's credentials. */
+  env?: Record<string, string>
 }
 
 export interface E2eVolume {
@@ -103,8 +107,8 @@ export async function makeVolume(t: Test, opts: VolumeOptions = {}): Promise<E2e
   const servers = opts.dataDirs
     ? await Promise.all(opts.dataDirs.map((dataDir) => startServer(t, { dataDir })))
     : await startServers(t, opts.servers ?? 4)
-  const urls = servers.map((s) => s.url).join(',')
-  const env = { EDFS_PASSWORD: TEST_USER.password, XDG_STATE_HOME: path.join(dir, 'state'), XDG_CACHE_HOME: path.join(dir, 'cache') }
+  const urls = [...servers.map((s) => s.url), ...(opts.members ?? [])].join(',')
+  const env = { ...opts.env, EDFS_PASSWORD: TEST_USER.password, XDG_STATE_HOME: path.join(dir, 'state'), XDG_CACHE_HOME: path.join(dir, 'cache') }
   const cfg = path.join(dir, 'config.json')
   const args = ['init', '--servers', urls, '--user', TEST_USER.name, '--config', cfg, '--replicas', String(opts.replicas ?? 2)]
   if (opts.chunkSize) args.push('--chunk-size', opts.chunkSize)

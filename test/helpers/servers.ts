@@ -42,7 +42,8 @@ export interface RunningServer {
 
 const READY = /^edfs server listening on (https?:\/\/\S+) id=([0-9a-f]+)$/m
 const START_TIMEOUT_MS = 20_000
-const live = new Set<ChildProcess>()
+/** Child processes of the tests, SIGKILLed when the test process exits (a last resort; tests stop them by PID). */
+export const live = new Set<ChildProcess>()
 process.on('exit', () => {
   for (const c of live) {
     try {

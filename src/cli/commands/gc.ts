@@ -5,7 +5,7 @@ import { Command } from 'commander'
 import { gcVolume } from '../../volume/gc'
 import { UsageError } from '../errors'
 import { CommonOptions, warn, withCommonOptions, withVolume, writeStdout } from '../file-commands'
-import { formatSize } from '../units'
+import { formatSize } from '../../protocol'
 
 const GRACE_DEFAULT = '1h'
 

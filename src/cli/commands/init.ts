@@ -7,11 +7,11 @@ import { DEFAULT_TIMEOUT_MS } from '../../cluster'
 import { createKeyFile, serializeKeyFile } from '../../crypto'
 import { Volume, readMembership } from '../../volume'
 import { MetadataLog } from '../../volume/metadata'
-import { ClientConfig, configPath, keyFilePath, saveConfig, writePrivateFile } from '../config'
+import { ClientConfig, configPath, keyFilePath, memberArg, saveConfig, writePrivateFile } from '../config'
 import { UsageError } from '../errors'
 import { withDiscovered } from '../discover'
 import { readPassword } from '../password'
-import { parseSize } from '../units'
+import { parseSize } from '../../protocol'
 import { KEYFILE_RECORD, connect, fetchKeyFiles, unlock, unlockAny } from '../volume-open'
 
 interface InitOptions {
@@ -19,7 +19,7 @@ interface InitOptions {
   discover?: boolean
   discoverWait: string
   user: string
-  replicas: string
+  replicas?: string
   writeQuorum: string
   chunkSize: string
   timeout: string
@@ -33,11 +33,11 @@ export function registerInit(program: Command): void {
   program
     .command('init')
     .description("create this user's volume on the servers, or attach to the one they already hold")
-    .option('--servers <urls>', 'comma-separated server URLs')
+    .option('--servers <urls>', 'comma-separated member URLs: edfs servers (http[s]://HOST:PORT) and S3 buckets (s3://BUCKET/PREFIX?endpoint=URL, docs/s3.md)')
     .option('--discover', 'also use the edfs servers found on the LAN over mDNS (`edfs server --advertise`); --servers win')
     .option('--discover-wait <seconds>', 'how long --discover listens', '3')
     .requiredOption('--user <name>', 'user name on the servers')
-    .option('--replicas <n>', 'copies of each chunk (a new volume only)', '2')
+    .option('--replicas <n>', 'copies of each chunk (a new volume only; default 2, or 1 with a single member such as one S3 bucket)')
     .option('--write-quorum <n>', 'copies a write needs to succeed when servers are down', '1')
     .option('--chunk-size <size>', 'chunk size (a new volume only)', '4MiB')
     .option('--timeout <ms>', 'timeout of each server call in milliseconds', String(DEFAULT_TIMEOUT_MS))
@@ -47,11 +47,14 @@ export function registerInit(program: Command): void {
     .option('--password-stdin', 'read the password from standard input')
     .addHelpText('after', `
 The password authenticates you to every server and also unlocks the volume's key. It comes from
---password-stdin, else $EDFS_PASSWORD, else a prompt.
+--password-stdin, else $EDFS_PASSWORD, else a prompt. S3 members take no password: their
+credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or profile=.
 
 Examples:
   edfs init --servers http://10.0.0.1:7001,http://10.0.0.2:7001,http://10.0.0.3:7001,http://10.0.0.4:7001 --user alice
   echo "$PW" | edfs init --servers https://dfs1:7001,https://dfs2:7001 --user alice --ca ca.pem --password-stdin
+  edfs init --servers 's3://my-bucket/edfs?endpoint=http://127.0.0.1:7480&path-style=1' --user alice
+      # one S3 bucket, R = 1 (the store keeps its own copies); credentials from AWS_* or ~/.aws
   edfs init --discover --user alice             # the servers this LAN announces
 On a second machine the same command attaches to the existing volume.`)
     .action((opts: InitOptions) => init(opts))
@@ -63,9 +66,7 @@ async function init(opts: InitOptions): Promise<void> {
   if (opts.servers === undefined && !opts.discover) throw new UsageError('say where the servers are: --servers URL,... or --discover (mDNS on the LAN)')
   let urls = (opts.servers ?? '').split(',').map((u) => u.trim()).filter(Boolean)
   if (opts.servers !== undefined && urls.length === 0) throw new UsageError('--servers needs at least one URL')
-  for (const u of urls) {
-    if (!/^https?:\/\/[^/]+\/?$/.test(u)) throw new UsageError(`not a server URL: "${u}" (expected http://HOST:PORT or https://HOST:PORT)`)
-  }
+  urls = urls.map(memberArg)
   const ca = await caFile(opts.ca)
   if (opts.discover) {
     const wait = Number(opts.discoverWait)
@@ -73,7 +74,7 @@ async function init(opts: InitOptions): Promise<void> {
     urls = await withDiscovered(urls, { waitMs: Math.round(wait * 1000), ca, log: (line) => process.stderr.write(`${line}\n`) })
     if (urls.length === 0) throw new UsageError('no edfs server found on the LAN (started with --advertise and --host 0.0.0.0? multicast allowed between here and there?); or name them: --servers URL,...')
   }
-  const replicas = positiveInt(opts.replicas, '--replicas')
+  const replicas = opts.replicas === undefined ? Math.min(2, Math.max(1, urls.length)) : positiveInt(opts.replicas, '--replicas')
   const writeQuorum = positiveInt(opts.writeQuorum, '--write-quorum')
   if (writeQuorum > replicas) throw new UsageError('--write-quorum cannot exceed --replicas')
   const chunkSize = parseSize(opts.chunkSize)
@@ -81,7 +82,7 @@ async function init(opts: InitOptions): Promise<void> {
   const password = await readPassword(opts, 'Password: ')
 
   const config: ClientConfig = {
-    format: 'edfs-config', version: 1, user: opts.user, servers: urls.map((url) => ({ url: url.replace(/\/$/, '') })),
+    format: 'edfs-config', version: 1, user: opts.user, servers: urls.map((url) => ({ url })),
     replicas, writeQuorum, timeoutMs: positiveInt(opts.timeout, '--timeout'), ca, volumeId: '', chunkSize,
   }
   // Attaching may start from a single server (the volume's list names the rest): connect with what fits.

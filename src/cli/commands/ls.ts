@@ -3,7 +3,7 @@
 import { Command } from 'commander'
 import { chunkBlobs, Inode, joinPath, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK } from '../../volume'
 import { CommonOptions, remotePath, withCommonOptions, withVolume, writeStdout } from '../file-commands'
-import { formatSize } from '../units'
+import { formatSize } from '../../protocol'
 import { OpenVolume } from '../volume-open'
 
 interface LsOptions extends CommonOptions {

@@ -26,7 +26,7 @@ import { UsageError } from '../errors'
 import { readPassword } from '../password'
 import { NODE_FLAGS } from '../self'
 import { stateDir } from '../state-dir'
-import { formatSize, parseSize } from '../units'
+import { formatSize, parseSize } from '../../protocol'
 import { openVolume } from '../volume-open'
 
 interface MountOptions {

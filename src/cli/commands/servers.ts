@@ -4,12 +4,13 @@
 // each of its blobs is copied to its new home and only then deleted there, so no blob is ever
 // below R copies. Both run beside a mount (no lease); the mount daemon follows within seconds.
 import { Command } from 'commander'
-import { MemberStatus } from '../../cluster'
+import { MemberStatus, memberUrl } from '../../cluster'
+import { memberArg } from '../config'
 import { MemberEntry, readMembership, writeMembership } from '../../volume'
 import { fsckVolume } from '../../volume/fsck'
 import { UsageError } from '../errors'
 import { CommonOptions, warn, withCommonOptions, withVolume, writeStdout } from '../file-commands'
-import { formatSize } from '../units'
+import { formatSize } from '../../protocol'
 import { KEYFILE_RECORD, OpenVolume } from '../volume-open'
 
 /** A mount daemon looks for a changed server list this often (mount.ts); a drain waits it out. */
@@ -37,16 +38,6 @@ Examples:
     .action((url: string, _o: CommonOptions, cmd: Command) => remove(url, cmd.optsWithGlobals<CommonOptions>()))
 }
 
-function origin(url: string): string {
-  let u: URL
-  try {
-    u = new URL(url)
-  } catch {
-    throw new UsageError(`not a server URL: ${url}`)
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`a server URL is http:// or https://: ${url}`)
-  return u.origin
-}
 
 /** The current list: the volume's record, or (a volume that never changed servers) the config's. */
 async function current(volume: OpenVolume): Promise<{ epoch: number; servers: MemberEntry[] }> {
@@ -87,11 +78,11 @@ async function rebalance(volume: OpenVolume, what: string): Promise<{ blobs: num
 }
 
 async function add(url: string, opts: CommonOptions): Promise<void> {
-  const target = origin(url)
+  const target = memberArg(url)
   await withVolume(opts, true, async (volume) => {
     const cluster = volume.session.cluster
     const m = await current(volume)
-    if (m.servers.some((s) => origin(s.url) === target)) throw new UsageError(`${target} is already a server of this volume`)
+    if (m.servers.some((s) => memberUrl(s.url) === target)) throw new UsageError(`${target} is already a server of this volume`)
     // The new server must answer and know this user with this password before the list changes.
     await cluster.setMembers([...m.servers, { url: target }])
     const joined = cluster.members().find((s) => s.url === target)!
@@ -120,11 +111,11 @@ async function add(url: string, opts: CommonOptions): Promise<void> {
 }
 
 async function remove(url: string, opts: CommonOptions): Promise<void> {
-  const target = origin(url)
+  const target = memberArg(url)
   await withVolume(opts, true, async (volume) => {
     const cluster = volume.session.cluster
     const m = await current(volume)
-    const leaving = m.servers.find((s) => origin(s.url) === target)
+    const leaving = m.servers.find((s) => memberUrl(s.url) === target)
     if (!leaving) throw new UsageError(`${target} is not a server of this volume (see edfs servers)`)
     const staying = m.servers.filter((s) => s !== leaving && !s.draining)
     if (staying.length < volume.head.replicas) throw new UsageError(`removing ${target} would leave ${staying.length} servers for ${volume.head.replicas} copies`)

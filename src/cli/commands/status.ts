@@ -2,12 +2,12 @@
 // directories, bytes, chunks, under-replicated and missing chunks), and who holds the write lease.
 import { readFile } from 'node:fs/promises'
 import { Command } from 'commander'
-import { ServerClient } from '../../cluster'
+import { memberClient } from '../../cluster'
 import { Lease, RepairQueue, chunkBlobs, lastDiskCacheStats } from '../../volume'
 import { configPath, loadConfig } from '../config'
 import { readPassword } from '../password'
 import { diskCacheDir, repairQueueFile } from '../state-dir'
-import { formatSize } from '../units'
+import { formatSize } from '../../protocol'
 import { CommonOptions, warn, withCommonOptions, writeStdout } from '../file-commands'
 import { openVolume } from '../volume-open'
 
@@ -34,6 +34,8 @@ interface ServerRow {
   latencyMs: number | null
   free?: number
   total?: number
+  /** The sizes are configured (an S3 member), not measured. */
+  configured?: boolean
   stored?: number
   blobs?: number
   quarantined?: number
@@ -42,14 +44,14 @@ interface ServerRow {
 }
 
 async function probe(url: string, user: string, password: string, timeoutMs: number, ca?: Buffer): Promise<ServerRow> {
-  const client = new ServerClient({ url, user, password, timeoutMs: Math.min(timeoutMs, 5000), ca, maxSockets: 2 })
+  const client = memberClient({ url, user, password, timeoutMs: Math.min(timeoutMs, 5000), ca, maxSockets: 2 })
   const row: ServerRow = { url, id: '-', up: false, latencyMs: null }
   try {
     const t0 = performance.now()
     const h = await client.health()
     row.latencyMs = performance.now() - t0
     row.up = true
-    Object.assign(row, { id: h.id, free: h.freeBytes, total: h.totalBytes })
+    Object.assign(row, { id: h.id, free: h.freeBytes, total: h.totalBytes, configured: h.capacityConfigured })
     const s = await client.stats()
     Object.assign(row, { stored: s.bytesStored, blobs: s.blobCount, quarantined: s.quarantined, lastScrub: s.scrub?.lastBackgroundPassFinishedAt })
   } catch (err) {
@@ -97,7 +99,7 @@ async function status(opts: CommonOptions): Promise<void> {
   const table = rows.map((r) => [
     r.up ? 'up' : 'DOWN', r.url, r.id.slice(0, 12),
     r.latencyMs === null ? '-' : `${r.latencyMs.toFixed(1)} ms`,
-    r.free === undefined ? '-' : `${formatSize(r.free)} free of ${formatSize(r.total ?? 0)}`,
+    r.free === undefined ? '-' : r.configured ? `capacity ${formatSize(r.total ?? 0)} (configured: object stores report none)` : `${formatSize(r.free)} free of ${formatSize(r.total ?? 0)}`,
     r.stored === undefined ? (r.error && r.up ? `stats: ${r.error}` : r.error ?? '-') : `${formatSize(r.stored)} stored in ${r.blobs} blobs${scrubText(r)}`,
   ])
   const widths = table[0]!.map((_, k) => Math.max(...table.map((row) => row[k]!.length)))

@@ -5,6 +5,7 @@ const UNITS: Record<string, number> = {
   m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2,
   g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
   t: 1024 ** 4, tb: 1000 ** 4, tib: 1024 ** 4,
+  p: 1024 ** 5, pb: 1000 ** 5, pib: 1024 ** 5,
 }
 
 export function parseSize(text: string): number {
@@ -17,7 +18,7 @@ export function parseSize(text: string): number {
 }
 
 export function formatSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
   let v = bytes
   let i = 0
   while (v >= 1024 && i < units.length - 1) {
