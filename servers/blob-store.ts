@@ -156,15 +156,6 @@ export class BlobStore {
     }
   }
 
-  async size(id: string): Promise<number | null> {
-    try {
-      return (await stat(this.pathOf(id))).size
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw err
-    }
-  }
-
   /** True when it existed and is gone now. */
   async delete(id: string): Promise<boolean> {
     return this.lock.run(id, async () => {

@@ -1,7 +1,7 @@
 // Prometheus metrics of the mount daemon (`edfs mount --metrics ADDR`, off by default): the chunk
 // cache (memory and disk), the write-back pipeline, commits, each server as the daemon sees it, the cluster's
 // failovers and corruptions, background repair. Read from the live objects at scrape time.
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { pulledCounter, pulledGauge } from '../protocol'
 import { OpenVolume } from './volume-open'
 
@@ -41,6 +41,16 @@ export function daemonRegistry(volume: OpenVolume): Registry {
   perServer('edfs_mount_server_up', '1 while the server answers', (m) => (m.up ? 1 : 0))
   perServer('edfs_mount_server_health', 'Share of recent calls that succeeded (0..1)', (m) => m.health)
   perServer('edfs_mount_server_latency_seconds', 'Smoothed latency of recent calls', (m) => (m.latencyMs ?? 0) / 1000)
+  const perServerCounter = (name: string, help: string, read: (m: ReturnType<typeof cluster.members>[number]) => number) =>
+    new Counter({
+      name, help, labelNames: ['server'], registers: [registry],
+      collect() {
+        this.reset()
+        for (const m of cluster.members()) this.inc({ server: m.url }, read(m))
+      },
+    })
+  perServerCounter('edfs_mount_server_sent_bytes_total', 'Blob and record bytes stored on the server (bodies)', (m) => m.sentBytes)
+  perServerCounter('edfs_mount_server_received_bytes_total', 'Blob and record bytes read from the server (bodies)', (m) => m.receivedBytes)
   if (volume.repair) {
     const repair = volume.repair
     gauge('edfs_mount_repair_queued_blobs', 'Blobs written degraded, waiting to be copied home', () => repair.status().queued)

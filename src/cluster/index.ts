@@ -298,7 +298,9 @@ export class Cluster {
   async putOn(server: string, id: string, data: Buffer): Promise<void> {
     this.open()
     checkBlobId(id)
-    await this.pool.byName(server).call((c) => c.putBlob(id, data), true)
+    const m = this.pool.byName(server)
+    await m.call((c) => c.putBlob(id, data), true)
+    m.sentBytes += data.length
   }
 
   /** Deletes the copy on the named server (repair: trim a surplus copy); true when one was there. */
@@ -352,6 +354,7 @@ export class Cluster {
         this.pool.log(`edfs cluster: record ${name}: server ${m.name} did not answer: ${reasonOf(r.reason)}`)
         return
       }
+      m.receivedBytes += r.value?.value.length ?? 0
       out.push(r.value ? { server: m.name, version: r.value.version, value: r.value.value } : { server: m.name, version: 0, value: null })
     })
     return out
@@ -366,7 +369,9 @@ export class Cluster {
     this.open()
     if (!isRecordName(name)) throw new ClusterConfigError(`invalid record name ${JSON.stringify(name)}`)
     const m = this.pool.byName(server)
-    return m.call((c) => c.putRecord(name, expectVersion, value), false)
+    const version = await m.call((c) => c.putRecord(name, expectVersion, value), false)
+    m.sentBytes += value.length
+    return version
   }
 
   /**

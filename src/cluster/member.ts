@@ -18,6 +18,9 @@ export interface MemberStatus {
   health: number
   /** Leaving the volume: never a home server, read only for what it still holds. */
   draining: boolean
+  /** Blob and record bytes stored on this member and read from it by this client (bodies, not HTTP overhead). */
+  sentBytes: number
+  receivedBytes: number
 }
 
 export interface MemberOptions {
@@ -54,6 +57,9 @@ export class Member {
   private closed = false
   /** Being removed from the volume: ranked after every other member, so it is nobody's home. */
   draining = false
+  /** Body bytes this client stored here and read from here (the pool counts them). */
+  sentBytes = 0
+  receivedBytes = 0
 
   constructor(private readonly opts: MemberOptions) {
     this.client = memberClient({ url: opts.url, user: opts.user, password: opts.password, timeoutMs: opts.timeoutMs, ca: opts.ca })
@@ -80,7 +86,7 @@ export class Member {
   }
 
   status(): MemberStatus {
-    return { url: this.url, id: this.id, up: this.up, latencyMs: this.latencyMs === null ? null : Math.round(this.latencyMs * 10) / 10, lastError: this.lastError, health: Math.round(this.health * 1000) / 1000, draining: this.draining }
+    return { url: this.url, id: this.id, up: this.up, latencyMs: this.latencyMs === null ? null : Math.round(this.latencyMs * 10) / 10, lastError: this.lastError, health: Math.round(this.health * 1000) / 1000, draining: this.draining, sentBytes: this.sentBytes, receivedBytes: this.receivedBytes }
   }
 
   /**

@@ -84,6 +84,7 @@ async function fetchFrom(pool: Pool, m: Member, id: string, range?: ByteRange, c
     return { ok: false, reason: reasonOf(err), transient: kind !== 'caller' }
   }
   if (data === null) return { ok: false, reason: 'not found', transient: false }
+  m.receivedBytes += data.length
   if (!range) {
     const actual = await blobId(data)
     if (actual !== id) {

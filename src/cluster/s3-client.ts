@@ -179,9 +179,10 @@ export class S3MemberClient implements MemberClient {
 
   /**
    * CAS by conditional PUT: If-None-Match: * creates, If-Match: ETAG replaces the version last seen.
-   * After a refusal (412, 409) or a failure that may hide a lost race (Ceph RGW answers some losers
-   * with 500), the record is read back: a write of ours that landed is success, a newer version is
-   * a conflict, an unchanged record is the original error.
+   * Every write is settled by reading the record back, because a store's answer alone is not
+   * enough: Ceph RGW answers some losers of a race with 500, and some with 200 while it dropped
+   * their write. The record names its writer: ours is success, another's is a conflict, and after a
+   * failed request an unchanged record is the original error.
    */
   async putRecord(name: string, expectVersion: number, value: Buffer): Promise<number> {
     const s = await loadSdk()
@@ -198,11 +199,15 @@ export class S3MemberClient implements MemberClient {
       const quoted = !this.unquotedIfMatch
       const condition = seen ? { IfMatch: quoted ? seen.etag : seen.etag.replace(/"/g, '') } : { IfNoneMatch: '*' }
       try {
-        const r = await this.send(new s.PutObjectCommand({
+        await this.send(new s.PutObjectCommand({
           Bucket: this.opts.bucket, Key: key, Body: value, ContentLength: value.length,
           Metadata: { 'edfs-version': String(version), 'edfs-writer': writer }, ...condition,
         }), false)
-        this.tags.set(name, { version, etag: r.ETag ?? '', writer })
+        // Ceph RGW answers 200 to the loser of a race between two If-Match writes (it drops the
+        // write on ECANCELED but reports success): only the record read back says who won.
+        const now = await this.headRecord(key)
+        if (now?.writer !== writer) throw this.conflict(name, now?.version ?? 0)
+        this.tags.set(name, now)
         return version
       } catch (err) {
         if (!(err instanceof ServerError) || ![409, 412, 500, 503].includes(err.status)) throw err

@@ -46,6 +46,7 @@ export async function put(pool: Pool, id: string, data: Buffer, copies?: number)
         asked.add(m)
         try {
           await m.call((c) => c.putBlob(id, data), true)
+          m.sentBytes += data.length
           stored.add(m)
           transient.delete(m)
           return

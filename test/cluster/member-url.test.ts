@@ -1,10 +1,11 @@
 // Member URLs: the one canonical spelling of servers and S3 buckets, and a clear error for each bad one;
-// and a store that ignores conditional writes refused at first contact, never used without CAS.
+// a store that ignores conditional writes refused at first contact, never used without CAS; a busy
+// store (503 SlowDown) asked again with back-off.
 import t from 'tap'
 import type { Test } from 'tap'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Cluster, ClusterConfigError, ClusterConnectError, memberUrl, parseMemberUrl } from '../../src/cluster'
+import { Cluster, ClusterConfigError, ClusterConnectError, classify, memberClient, memberUrl, parseMemberUrl } from '../../src/cluster'
 
 t.test('canonical spellings', async (t) => {
   t.equal(memberUrl('http://127.0.0.1:7001/'), 'http://127.0.0.1:7001')
@@ -83,4 +84,27 @@ t.test('a store that ignores conditional writes is refused', async (t) => {
     t.ok(err instanceof ClusterConnectError, `${attempt} connect fails: ${(err as Error)?.message}`)
     t.match((err as Error)?.message, /ignores conditional writes \(If-None-Match\).*compare-and-swap/, 'saying why')
   }
+})
+
+t.test('a busy store (503 SlowDown) is asked again with back-off, not marked down', async (t) => {
+  let puts = 0
+  const server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      if (req.method === 'PUT' && ++puts <= 2) {
+        res.writeHead(503, { 'content-type': 'application/xml' }).end('<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>')
+      } else res.writeHead(200, { etag: '"0123"' }).end()
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const client = memberClient({ url: `s3://busy/vol?endpoint=${endpoint}&path-style=1`, user: '', password: '', timeoutMs: 5000 })
+  t.teardown(() => client.close())
+  t.equal(await client.putBlob('a'.repeat(64), Buffer.from('x')), 'created', 'the put succeeds')
+  t.equal(puts, 3, 'after two SlowDown answers')
+  puts = -10 // every PUT is refused from now on: the error says so, and is a fault (try elsewhere), not "down"
+  const err = await client.putBlob('b'.repeat(64), Buffer.from('y')).then(() => null, (e: unknown) => e)
+  t.equal(classify(err), 'fault', `${(err as Error)?.message}`)
+  t.ok(puts > -10 + 1, `asked ${puts + 10} times before giving up`)
 })

@@ -75,6 +75,9 @@ else {
     const up = [...metrics].filter(([k]) => k.startsWith('edfs_mount_server_up{'))
     t.equal(up.length, 4, 'one up gauge per server')
     t.ok(up.every(([, v]) => v === 1), 'all up')
+    const sent = [...metrics].filter(([k]) => k.startsWith('edfs_mount_server_sent_bytes_total{')).reduce((a, [, v]) => a + v, 0)
+    // 3 MB in 1 MiB chunks, R = 2, sealed (28 bytes per 64 KiB block), plus the journal and head.
+    t.ok(sent >= 2 * 3_000_000 && sent < 2.1 * 3_000_000 + 200_000, `bytes sent to the servers: ${sent} (R = 2 of 3 MB)`)
     t.equal(metrics.get('edfs_mount_dirty_bytes'), 0, 'nothing left to store after the sync')
     t.ok(metrics.has('edfs_mount_repair_queued_blobs'), 'repair is reported')
     t.equal((await m.umount()).code, 0)

@@ -72,7 +72,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 }
 
 /** Starts a cluster in a temp directory; `stop()` ends every daemon (radosgw, OSD, monitor last). */
-export async function startCeph(): Promise<Ceph> {
+export async function startCeph(opts: { memstoreBytes?: number } = {}): Promise<Ceph> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'edfs-ceph-'))
   const [v2, v1, rgwPort] = [await freePort(), await freePort(), await freePort()]
   const fsid = randomUUID()
@@ -89,7 +89,7 @@ export async function startCeph(): Promise<Ceph> {
     // radosgw hangs at start with auth none unless the monitor client mode is this.
     'ms mon client mode = crc secure',
     'paxos propose interval = 0.01', 'paxos min wait = 0.001',
-    'osd objectstore = memstore', 'memstore device bytes = 1073741824',
+    'osd objectstore = memstore', `memstore device bytes = ${opts.memstoreBytes ?? 1024 ** 3}`,
     'osd pool default size = 1', 'osd pool default min size = 1', 'osd pool default pg num = 8', 'osd pool default pgp num = 8',
     'osd pool default pg autoscale mode = off', 'osd crush chooseleaf type = 0', 'mon allow pool size one = true',
     'mon warn on pool no redundancy = false',
