@@ -30,27 +30,19 @@ export function daemonRegistry(volume: OpenVolume): Registry {
   counter('edfs_mount_corrupt_copies_total', 'Copies that served bytes failing their check', () => c.corruptions)
   counter('edfs_mount_degraded_writes_total', 'Blobs stored on fewer than R home servers', () => c.degradedWrites)
   counter('edfs_mount_retries_total', 'Calls retried after a transient failure', () => c.retries)
-  const perServer = (name: string, help: string, read: (m: ReturnType<typeof cluster.members>[number]) => number) =>
-    new Gauge({
-      name, help, labelNames: ['server'], registers: [registry],
-      collect() {
-        this.reset()
-        for (const m of cluster.members()) this.set({ server: m.url }, read(m))
-      },
-    })
+  type Member = ReturnType<typeof cluster.members>[number]
+  /** One series per server, read at scrape time: a gauge, or a counter (`_total`). */
+  const perServer = (name: string, help: string, read: (m: Member) => number, kind: 'gauge' | 'counter' = 'gauge') => {
+    const config = { name, help, labelNames: ['server'], registers: [registry] }
+    const each = (put: (labels: { server: string }, value: number) => void) => cluster.members().forEach((m) => put({ server: m.url }, read(m)))
+    if (kind === 'gauge') new Gauge({ ...config, collect() { this.reset(); each((l, v) => this.set(l, v)) } })
+    else new Counter({ ...config, collect() { this.reset(); each((l, v) => this.inc(l, v)) } })
+  }
   perServer('edfs_mount_server_up', '1 while the server answers', (m) => (m.up ? 1 : 0))
   perServer('edfs_mount_server_health', 'Share of recent calls that succeeded (0..1)', (m) => m.health)
   perServer('edfs_mount_server_latency_seconds', 'Smoothed latency of recent calls', (m) => (m.latencyMs ?? 0) / 1000)
-  const perServerCounter = (name: string, help: string, read: (m: ReturnType<typeof cluster.members>[number]) => number) =>
-    new Counter({
-      name, help, labelNames: ['server'], registers: [registry],
-      collect() {
-        this.reset()
-        for (const m of cluster.members()) this.inc({ server: m.url }, read(m))
-      },
-    })
-  perServerCounter('edfs_mount_server_sent_bytes_total', 'Blob and record bytes stored on the server (bodies)', (m) => m.sentBytes)
-  perServerCounter('edfs_mount_server_received_bytes_total', 'Blob and record bytes read from the server (bodies)', (m) => m.receivedBytes)
+  perServer('edfs_mount_server_sent_bytes_total', 'Blob and record bytes stored on the server (bodies)', (m) => m.sentBytes, 'counter')
+  perServer('edfs_mount_server_received_bytes_total', 'Blob and record bytes read from the server (bodies)', (m) => m.receivedBytes, 'counter')
   if (volume.repair) {
     const repair = volume.repair
     gauge('edfs_mount_repair_queued_blobs', 'Blobs written degraded, waiting to be copied home', () => repair.status().queued)

@@ -58,7 +58,6 @@ export class S3MemberClient implements MemberClient {
   private readonly tags = new Map<string, RecordTag>()
   /** Ceph RGW 16 compares If-Match with the ETag without its quotes (found out at the first CAS that needs it). */
   private unquotedIfMatch = false
-  private id: string | undefined
 
   constructor(private readonly opts: S3MemberOptions) {
     this.url = opts.url
@@ -227,8 +226,7 @@ export class S3MemberClient implements MemberClient {
   }
 
   private async healthWithin(timeoutMs: number | undefined): Promise<HealthBody> {
-    const id = this.id ?? (await this.memberId(timeoutMs))
-    this.id = id
+    const id = await this.memberId(timeoutMs) // asked every time: a probe must reach the store
     const capacity = this.opts.capacityBytes ?? DEFAULT_S3_CAPACITY
     return { id, disk: id, version: 's3', totalBytes: capacity, freeBytes: capacity, capacityConfigured: true }
   }
