@@ -14,7 +14,7 @@ import { BlobListBody, HealthBody, MAX_LIST_LIMIT, ServerError, StatsBody, Verif
 import type { MemberClient } from './member-client'
 import type { S3Location } from './member-url'
 import { retry } from './retry'
-import { ByteRange, DEFAULT_TIMEOUT_MS, TimeoutError, UnreachableError } from './server-client'
+import { ByteRange, DEFAULT_TIMEOUT_MS, MAX_PREALLOCATE, TimeoutError, UnreachableError } from './server-client'
 
 export interface S3MemberOptions extends S3Location {
   url: string
@@ -110,12 +110,9 @@ export class S3MemberClient implements MemberClient {
 
   async getBlob(id: string, range?: ByteRange): Promise<Buffer | null> {
     if (range && range.end <= range.start) return Buffer.alloc(0)
-    const s = await loadSdk()
     try {
-      const r = await this.send(new s.GetObjectCommand({ Bucket: this.opts.bucket, Key: this.blobKey(id), Range: range ? `bytes=${range.start}-${range.end - 1}` : undefined }))
-      return await this.readBody(r.Body as IncomingMessage, r.ContentLength)
+      return (await this.getObject(this.blobKey(id), range))?.body ?? null
     } catch (err) {
-      if (err instanceof ServerError && err.status === 404) return null
       if (err instanceof ServerError && err.status === 416) return Buffer.alloc(0) // a range past the end
       throw err
     }
@@ -160,20 +157,14 @@ export class S3MemberClient implements MemberClient {
   }
 
   async getRecord(name: string): Promise<{ version: number; value: Buffer } | null> {
-    const s = await loadSdk()
-    try {
-      const r = await this.send(new s.GetObjectCommand({ Bucket: this.opts.bucket, Key: this.recordKey(name) }))
-      const value = await this.readBody(r.Body as IncomingMessage, r.ContentLength)
-      const tag = tagOf(r)
-      this.tags.set(name, tag)
-      return { version: tag.version, value }
-    } catch (err) {
-      if (err instanceof ServerError && err.status === 404) {
-        this.tags.delete(name)
-        return null
-      }
-      throw err
+    const got = await this.getObject(this.recordKey(name))
+    if (!got) {
+      this.tags.delete(name)
+      return null
     }
+    const tag = tagOf(got.output)
+    this.tags.set(name, tag)
+    return { version: tag.version, value: got.body }
   }
 
   /**
@@ -240,13 +231,11 @@ export class S3MemberClient implements MemberClient {
     const s = await loadSdk()
     const key = `${this.opts.prefix}member-id`
     const signal = timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined
-    try {
-      const r = await this.send(new s.GetObjectCommand({ Bucket: this.opts.bucket, Key: key }), true, signal)
-      const id = (await this.readBody(r.Body as IncomingMessage, r.ContentLength)).toString('utf8').trim()
+    const got = await this.getObject(key, undefined, signal)
+    if (got) {
+      const id = got.body.toString('utf8').trim()
       if (!/^[0-9a-f]{32}$/.test(id)) throw new ServerError(500, 'internal', `${key} does not hold a member id`, this.url)
       return id
-    } catch (err) {
-      if (!(err instanceof ServerError && err.status === 404 && err.body?.message !== 'NoSuchBucket')) throw err
     }
     await this.checkConditionalWrites(signal)
     const id = randomBytes(16).toString('hex')
@@ -280,6 +269,18 @@ export class S3MemberClient implements MemberClient {
       if (await put(condition)) {
         throw new ServerError(501, 'unknown', `the store ignores conditional writes (${header}): edfs needs them for compare-and-swap of its head and lease, so this bucket cannot be a member`, this.url)
       }
+    }
+  }
+
+  /** An object's bytes and headers, or null when the key is absent (a missing bucket is an error). */
+  private async getObject(key: string, range?: ByteRange, signal?: AbortSignal): Promise<{ body: Buffer; output: Sdk.GetObjectCommandOutput } | null> {
+    const s = await loadSdk()
+    try {
+      const output = await this.send(new s.GetObjectCommand({ Bucket: this.opts.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end - 1}` : undefined }), true, signal)
+      return { body: await this.readBody(output.Body as IncomingMessage, output.ContentLength), output }
+    } catch (err) {
+      if (err instanceof ServerError && err.status === 404 && err.body?.message !== 'NoSuchBucket') return null
+      throw err
     }
   }
 
@@ -360,10 +361,13 @@ export class S3MemberClient implements MemberClient {
     return new ServerError(status, code, what, this.url)
   }
 
-  /** The answer's bytes into one buffer sized from its length (no list of parts to join). */
+  /**
+   * The answer's bytes into one buffer sized from its length (no list of parts to join), as
+   * ServerClient reads; capped the same way: a store must not make us allocate what its header claims.
+   */
   private readBody(body: IncomingMessage, length: number | undefined): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      const whole = length !== undefined && length > 0 ? Buffer.allocUnsafe(length) : null
+      const whole = length !== undefined && length > 0 && length <= MAX_PREALLOCATE ? Buffer.allocUnsafe(length) : null
       const parts: Buffer[] = []
       let received = 0
       body.on('data', (d: Buffer) => {

@@ -45,7 +45,7 @@ interface Session {
 export const DEFAULT_TIMEOUT_MS = 30_000
 
 /** Largest answer read into a buffer sized from its content-length before the bytes arrive. */
-const MAX_PREALLOCATE = 256 * 1024 * 1024
+export const MAX_PREALLOCATE = 256 * 1024 * 1024
 
 const SESSION_RETRY_CODES = new Set(['session-expired'])
 
