@@ -3,7 +3,8 @@
 // sealed records under opaque names, as a server does. docs/s3.md has the layout and the rules.
 //
 // Keys under PREFIX: `member-id` (this member's id, made at first contact), `blobs/ID`,
-// `records/NAME` (version and writer in x-amz-meta-edfs-*), `quarantine/ID` (copies that failed
+// `records/NAME` (version and writer in x-amz-meta-edfs-*; the body is RECORD_MAGIC, the writer tag,
+// then the sealed record), `quarantine/ID` (copies that failed
 // their hash, moved aside by verify), `cas-check` (where conditional writes are tried at first contact).
 import { createHash, randomBytes } from 'node:crypto'
 import http from 'node:http'
@@ -41,6 +42,14 @@ function loadSdk(): Promise<typeof Sdk> {
   sdk ??= import('@aws-sdk/client-s3')
   return sdk
 }
+
+/**
+ * A record's body starts with this and the writer's 8-byte tag. The ETag is the MD5 of the body, and
+ * If-Match compares ETags: without a tag of its own in the body, a write of the same bytes as the
+ * version before would leave the ETag unchanged, and a stale If-Match would pass (ABA).
+ */
+const RECORD_MAGIC = Buffer.from('edfsrec1')
+const WRITER_BYTES = 8
 
 interface RecordTag {
   version: number
@@ -163,16 +172,20 @@ export class S3MemberClient implements MemberClient {
       return null
     }
     const tag = tagOf(got.output)
+    const header = RECORD_MAGIC.length + WRITER_BYTES
+    if (got.body.length < header || !got.body.subarray(0, RECORD_MAGIC.length).equals(RECORD_MAGIC)) {
+      throw new ServerError(500, 'internal', `${this.recordKey(name)} is not an edfs record (no ${RECORD_MAGIC.toString()} header)`, this.url)
+    }
     this.tags.set(name, tag)
-    return { version: tag.version, value: got.body }
+    return { version: tag.version, value: got.body.subarray(header) }
   }
 
   /**
    * CAS by conditional PUT: If-None-Match: * creates, If-Match: ETAG replaces the version last seen.
    * Every write is settled by reading the record back, because a store's answer alone is not
-   * enough: Ceph RGW answers some losers of a race with 500, and some with 200 while it dropped
-   * their write. The record names its writer: ours is success, another's is a conflict, and after a
-   * failed request an unchanged record is the original error.
+   * enough: Ceph RGW answers some losers of a race with 500, and a store whose check is not atomic
+   * would answer 200 to two writers. The record names its writer: ours is success, another's is a
+   * conflict, and after a failed request an unchanged record is the original error.
    */
   async putRecord(name: string, expectVersion: number, value: Buffer): Promise<number> {
     const s = await loadSdk()
@@ -183,18 +196,19 @@ export class S3MemberClient implements MemberClient {
       if (seen?.version !== expectVersion) seen = await this.headRecord(key)
       if (seen?.version !== expectVersion) throw this.conflict(name, seen?.version ?? 0)
     }
-    const writer = randomBytes(8).toString('hex')
+    const writerTag = randomBytes(WRITER_BYTES)
+    const writer = writerTag.toString('hex')
+    const body = Buffer.concat([RECORD_MAGIC, writerTag, value])
     const version = expectVersion + 1
     for (;;) {
       const quoted = !this.unquotedIfMatch
       const condition = seen ? { IfMatch: quoted ? seen.etag : seen.etag.replace(/"/g, '') } : { IfNoneMatch: '*' }
       try {
         await this.send(new s.PutObjectCommand({
-          Bucket: this.opts.bucket, Key: key, Body: value, ContentLength: value.length,
+          Bucket: this.opts.bucket, Key: key, Body: body, ContentLength: body.length,
           Metadata: { 'edfs-version': String(version), 'edfs-writer': writer }, ...condition,
         }), false)
-        // Ceph RGW answers 200 to the loser of a race between two If-Match writes (it drops the
-        // write on ECANCELED but reports success): only the record read back says who won.
+        // Only the record read back says who won (see above).
         const now = await this.headRecord(key)
         if (now?.writer !== writer) throw this.conflict(name, now?.version ?? 0)
         this.tags.set(name, now)

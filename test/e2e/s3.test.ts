@@ -105,14 +105,16 @@ print('synced', flush=True)
     t.same([...new Set(keys)].sort(), ['blobs/ID', 'cas-check', 'member-id', 'records/keyfile', 'records/v1-ID'], 'keys are opaque ids under blobs/ and records/')
   })
 
-  t.test('8 record writers race: exactly one wins', async (t) => {
+  // The later rounds all write the same bytes: a store's ETag is the MD5 of the body, so the record
+  // must carry a tag of its own, or a stale If-Match would pass against an equal body (ABA).
+  t.test('8 record writers race: exactly one wins, also when they write the same bytes', async (t) => {
     await ceph.createBucket('edfs-race')
     Object.assign(process.env, ceph.env)
     const cluster = await Cluster.connect({ servers: [ceph.memberUrl('edfs-race')], user: 'alice', password: 'unused', replicas: 1 })
     t.teardown(() => cluster.close())
     const id = cluster.members()[0]!.id!
     for (let expect = 0; expect < 8; expect++) {
-      const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => cluster.casRecord(id, 'a'.repeat(32), expect, Buffer.from(`writer ${i}`))))
+      const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => cluster.casRecord(id, 'a'.repeat(32), expect, Buffer.from(expect < 4 ? `writer ${i}` : 'the same bytes'))))
       const won = results.filter((r) => r.status === 'fulfilled')
       const lost = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as { code?: string; body?: { version?: number } }] : []))
       t.equal(won.length, 1, `version ${expect} -> ${expect + 1}: one writer wins`)
@@ -122,6 +124,25 @@ print('synced', flush=True)
     }
     const copies = await cluster.readRecordEverywhere('a'.repeat(32))
     t.equal(copies[0]?.version, 8, 'the record is at version 8')
+    t.equal(copies[0]?.value?.toString(), 'the same bytes', 'holding the value written, without the store\'s header')
+  })
+
+  t.test('a stale writer is refused although the record holds the same bytes again (no ABA)', async (t) => {
+    await ceph.createBucket('edfs-aba')
+    Object.assign(process.env, ceph.env)
+    const connect = () => Cluster.connect({ servers: [ceph.memberUrl('edfs-aba')], user: 'alice', password: 'unused', replicas: 1 })
+    const [a, b] = [await connect(), await connect()]
+    t.teardown(() => Promise.all([a.close(), b.close()]))
+    const id = a.members()[0]!.id!
+    const name = 'b'.repeat(32)
+    const same = Buffer.from('the same sealed bytes')
+    t.equal(await a.casRecord(id, name, 0, same), 1, 'A creates version 1')
+    t.equal(await a.casRecord(id, name, 1, same), 2, 'A replaces it with version 2 (and remembers its ETag)')
+    t.equal(await b.casRecord(id, name, 2, same), 3, 'B replaces that with version 3, byte for byte the same')
+    const stale = await a.casRecord(id, name, 2, same).then(() => null, (err: { code?: string; body?: { version?: number } }) => err)
+    t.equal(stale?.code, 'version-conflict', 'A, still expecting version 2, gets a version conflict')
+    t.equal(stale?.body?.version, 3, 'naming version 3')
+    t.equal((await b.readRecordEverywhere(name))[0]?.version, 3, 'the record stays at version 3')
   })
 
   t.test('the gateway stopped: EIO within the timeout, then resume', async (t) => {
