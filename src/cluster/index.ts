@@ -363,7 +363,7 @@ export class Cluster {
   /**
    * Compare-and-swap of a record on one server (id or URL): writes only if the stored version is
    * `expectVersion` (0: absent); returns the new version. Not retried (a lost answer would make a
-   * retry conflict with itself); ServerError 409 'version-conflict' propagates with `body.version`.
+   * retry conflict with itself); a lost race rejects with VersionConflictError.
    */
   async casRecord(server: string, name: string, expectVersion: number, value: Buffer): Promise<number> {
     this.open()

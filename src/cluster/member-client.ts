@@ -34,7 +34,7 @@ export interface MemberClient {
   getRecord(name: string): Promise<{ version: number; value: Buffer } | null>
   /**
    * Compare-and-swap: writes only if the stored version is `expectVersion` (0: absent); returns the
-   * new version. A lost race throws ServerError 409 'version-conflict' with body.version.
+   * new version. A lost race throws VersionConflictError.
    */
   putRecord(name: string, expectVersion: number, value: Buffer): Promise<number>
   /** The member's login password for this user (S3 members have none: their credentials are the store's). */

@@ -11,7 +11,7 @@ import http from 'node:http'
 import https from 'node:https'
 import type { IncomingMessage } from 'node:http'
 import type * as Sdk from '@aws-sdk/client-s3'
-import { BlobListBody, HealthBody, MAX_LIST_LIMIT, ServerError, StatsBody, VerifyBody, isBlobId, mapLimit } from '../protocol'
+import { BlobListBody, HealthBody, MAX_LIST_LIMIT, ServerError, StatsBody, VerifyBody, VersionConflictError, isBlobId, mapLimit } from '../protocol'
 import type { MemberClient } from './member-client'
 import type { S3Location } from './member-url'
 import { retry } from './retry'
@@ -320,9 +320,8 @@ export class S3MemberClient implements MemberClient {
     await this.send(new s.DeleteObjectCommand({ Bucket: bucket, Key: this.blobKey(id) }))
   }
 
-  private conflict(name: string, version: number): ServerError {
-    const message = `record ${name} is at version ${version}`
-    return new ServerError(409, 'version-conflict', message, this.url, { error: 'version-conflict', message, version })
+  private conflict(name: string, version: number): VersionConflictError {
+    return new VersionConflictError(`record ${name} is at version ${version}`, this.url, version)
   }
 
   private blobKey(id: string): string {

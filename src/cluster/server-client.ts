@@ -4,7 +4,7 @@ import http from 'node:http'
 import https from 'node:https'
 import { randomBytes } from 'node:crypto'
 import {
-  BlobListBody, ChallengeBody, ErrorBody, HEADERS, HealthBody, LoginBody, ROUTES, ScrubStatus, ServerError, StatsBody, VerifyBody,
+  BlobListBody, ChallengeBody, ErrorBody, HEADERS, HealthBody, LoginBody, ROUTES, ScrubStatus, ServerError, StatsBody, VerifyBody, serverErrorOf,
   authMessage, clientProof, deriveKeys, serverSignature, sessionKey, sha256Hex, signRequest,
 } from '../protocol'
 import type { MemberClient } from './member-client'
@@ -303,7 +303,7 @@ export class ServerClient implements MemberClient {
   private expectOk(a: Answer): Answer {
     if (a.status >= 200 && a.status < 300) return a
     const e = this.errorBody(a)
-    throw new ServerError(a.status, e?.error ?? 'unknown', e?.message ?? `HTTP ${a.status}`, this.url, e ?? undefined)
+    throw serverErrorOf(a.status, e, this.url)
   }
 
   private errorBody(a: Answer): ErrorBody | null {

@@ -42,3 +42,21 @@ export class ServerError extends Error {
     this.name = 'ServerError'
   }
 }
+
+/**
+ * A compare-and-swap refused: the record is at `version` (0: absent), not the one expected. The one
+ * error the store port defines for records (src/volume/store.ts re-exports it); both member kinds
+ * throw it, so callers test `instanceof` and never a status or a code.
+ */
+export class VersionConflictError extends ServerError {
+  constructor(message: string, server: string, readonly version: number) {
+    super(409, 'version-conflict', message, server, { error: 'version-conflict', message, version })
+    this.name = 'VersionConflictError'
+  }
+}
+
+/** The error for a server's error answer: a version conflict gets its own class. */
+export function serverErrorOf(status: number, body: ErrorBody | null, server: string): ServerError {
+  if (body?.error === 'version-conflict') return new VersionConflictError(body.message, server, typeof body.version === 'number' ? body.version : 0)
+  return new ServerError(status, body?.error ?? 'unknown', body?.message ?? `HTTP ${status}`, server, body ?? undefined)
+}

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { VolumeKeys, recordName } from '../crypto'
-import { ReplicatedRecord } from './replicated-record'
+import { RecordConflictError, ReplicatedRecord } from './replicated-record'
 import { VolumeStore, metadataCopies } from './store'
 
 export interface LeaseValue {
@@ -81,7 +81,7 @@ export class Lease {
       await this.record.write(next, (copy) => !copy || copy.token === this.value.token || copy.expiresMs <= Date.now())
       this.value = next
     } catch (err) {
-      if ((err as Error).name === 'RecordConflictError') this.lost = err as Error
+      if (err instanceof RecordConflictError) this.lost = err
       // Unreachable servers: keep the lease and try again at the next tick.
     }
   }

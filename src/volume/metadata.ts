@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { VolumeKeys, blobId, openMeta, recordName, sealMeta } from '../crypto'
 import { Entry, Namespace, SerializedInode } from './namespace'
-import { ReplicatedRecord } from './replicated-record'
+import { RecordConflictError, ReplicatedRecord } from './replicated-record'
 import { VolumeStore, metadataCopies } from './store'
 
 /**
@@ -261,7 +261,7 @@ export class MetadataLog {
       await this.record.write(next, (copy) =>
         !copy || (copy.volumeId === next.volumeId && (copy.seq <= prevSeq || copy.writer === this.writer)))
     } catch (err) {
-      if ((err as Error).name === 'RecordConflictError') throw new HeadMovedError()
+      if (err instanceof RecordConflictError) throw new HeadMovedError()
       throw err
     }
     this.current = next

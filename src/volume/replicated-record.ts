@@ -1,8 +1,7 @@
 // A small sealed value kept on several servers with compare-and-swap (the volume head, the lease).
 // Each server versions its copy on its own; a writer remembers the version it last saw on each.
 import { openMeta, sealMeta } from '../crypto'
-import { ServerError } from '../protocol'
-import { RecordCopy, VolumeStore } from './store'
+import { RecordCopy, VersionConflictError, VolumeStore } from './store'
 
 export interface OpenedCopy<T> {
   server: string
@@ -76,7 +75,7 @@ export class ReplicatedRecord<T> {
         this.versions.set(server, await this.store.casRecord(server, this.name, this.versions.get(server) ?? 0, sealed))
         return
       } catch (err) {
-        if (!(err instanceof ServerError) || err.code !== 'version-conflict') throw err
+        if (!(err instanceof VersionConflictError)) throw err
         const current = (await this.readAll()).find((c) => c.server === server)
         if (!current || current.error || !mayReplace(current.value)) throw new RecordConflictError(this.name, server)
       }

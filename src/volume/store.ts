@@ -1,5 +1,8 @@
 // What the volume needs from the storage below it. The cluster client (src/cluster) provides it.
 
+/** casRecord's refusal: the record is at `version`, not the one expected. */
+export { VersionConflictError } from '../protocol'
+
 /** Bytes [start, end) of a blob. */
 export interface ByteRange {
   start: number
@@ -31,6 +34,7 @@ export interface VolumeStore {
   delete(id: string): Promise<number>
   listAll(): AsyncIterable<{ server: string; id: string; size: number; mtimeMs: number }>
   readRecordEverywhere(name: string): Promise<RecordCopy[]>
+  /** Rejects with VersionConflictError when the record is not at `expectVersion` (0: absent). */
   casRecord(server: string, name: string, expectVersion: number, value: Buffer): Promise<number>
   /** Space on the live servers, added up. */
   capacity(): Promise<{ totalBytes: number; freeBytes: number }>
