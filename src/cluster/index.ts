@@ -1,6 +1,6 @@
 // The client's view of the storage servers: a pool with health and back-off, rendezvous placement,
 // replicated writes and traffic-optimized, verified reads. docs/cluster.md explains the rules.
-import { MAX_HAVE_IDS, MAX_LIST_LIMIT, MAX_VERIFY_IDS, ServerError, isRecordName } from '../protocol'
+import { ByteRange, MAX_HAVE_IDS, MAX_LIST_LIMIT, MAX_VERIFY_IDS, ServerError, isRecordName } from '../protocol'
 import {
   Attempt, ClusterConfigError, ClusterConnectError, checkBlobId, classify, reasonOf,
 } from './errors'
@@ -10,7 +10,7 @@ import { memberUrl } from './member-url'
 import { ClusterCounters, CorruptionReport, Pool } from './pool'
 import * as reads from './reads'
 import { retry } from './retry'
-import { ByteRange, DEFAULT_TIMEOUT_MS } from './server-client'
+import { DEFAULT_TIMEOUT_MS } from './server-client'
 import * as writes from './writes'
 
 export * from './errors'
@@ -23,7 +23,6 @@ export { memberClient } from './member-client'
 export type { MemberClient } from './member-client'
 export { memberUrl, parseMemberUrl } from './member-url'
 export type { MemberLocation, S3Location } from './member-url'
-export type { ByteRange } from './server-client'
 
 export interface ClusterOptions {
   /** Member URLs: edfs servers (http:// or https://, loopback or LAN) and S3 buckets (s3://, member-url.ts). */

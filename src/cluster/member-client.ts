@@ -2,7 +2,7 @@
 // (S3MemberClient). Single attempts: each method throws ServerError (the member's error answer),
 // TimeoutError or UnreachableError, which classify() sorts into down / full / fault / caller.
 import type { BlobListBody, HealthBody, StatsBody, VerifyBody } from '../protocol'
-import type { ByteRange } from './server-client'
+import type { ByteRange } from '../protocol'
 import { ServerClient, ServerClientOptions } from './server-client'
 import { S3MemberClient } from './s3-client'
 import { parseMemberUrl } from './member-url'

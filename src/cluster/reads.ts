@@ -3,10 +3,10 @@
 import { Attempt, ChunkUnavailableError, ClusterConfigError, ServerError, checkBlobId, classify, reasonOf } from './errors'
 import { Member } from './member'
 import { blobId } from '../crypto'
+import type { ByteRange } from '../protocol'
 import { Pool } from './pool'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { backoffDelay } from './retry'
-import { ByteRange } from './server-client'
 
 /** Extra passes over servers whose failure was transient (timeout, reset, 5xx) and that are up again. */
 const RETRY_ROUNDS = 2

@@ -11,11 +11,11 @@ import http from 'node:http'
 import https from 'node:https'
 import type { IncomingMessage } from 'node:http'
 import type * as Sdk from '@aws-sdk/client-s3'
-import { BlobListBody, HealthBody, MAX_LIST_LIMIT, ServerError, StatsBody, VerifyBody, VersionConflictError, isBlobId, mapLimit } from '../protocol'
+import { BlobListBody, ByteRange, HealthBody, MAX_LIST_LIMIT, ServerError, StatsBody, VerifyBody, VersionConflictError, isBlobId, mapLimit, rangeHeader } from '../protocol'
 import type { MemberClient } from './member-client'
 import type { S3Location } from './member-url'
 import { retry } from './retry'
-import { ByteRange, DEFAULT_TIMEOUT_MS, MAX_PREALLOCATE, TimeoutError, UnreachableError } from './server-client'
+import { DEFAULT_TIMEOUT_MS, MAX_PREALLOCATE, TimeoutError, UnreachableError } from './server-client'
 
 export interface S3MemberOptions extends S3Location {
   url: string
@@ -290,7 +290,7 @@ export class S3MemberClient implements MemberClient {
   private async getObject(key: string, range?: ByteRange, signal?: AbortSignal): Promise<{ body: Buffer; output: Sdk.GetObjectCommandOutput } | null> {
     const s = await loadSdk()
     try {
-      const output = await this.send(new s.GetObjectCommand({ Bucket: this.opts.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end - 1}` : undefined }), true, signal)
+      const output = await this.send(new s.GetObjectCommand({ Bucket: this.opts.bucket, Key: key, Range: range ? rangeHeader(range) : undefined }), true, signal)
       return { body: await this.readBody(output.Body as IncomingMessage, output.ContentLength), output }
     } catch (err) {
       if (err instanceof ServerError && err.status === 404 && err.body?.message !== 'NoSuchBucket') return null

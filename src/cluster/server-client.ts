@@ -4,8 +4,8 @@ import http from 'node:http'
 import https from 'node:https'
 import { randomBytes } from 'node:crypto'
 import {
-  BlobListBody, ChallengeBody, ErrorBody, HEADERS, HealthBody, LoginBody, ROUTES, ScrubStatus, ServerError, StatsBody, VerifyBody, serverErrorOf,
-  authMessage, clientProof, deriveKeys, serverSignature, sessionKey, sha256Hex, signRequest,
+  BlobListBody, ChallengeBody, ErrorBody, HEADERS, ByteRange, HealthBody, LoginBody, ROUTES, ScrubStatus, ServerError, StatsBody, VerifyBody, serverErrorOf,
+  authMessage, clientProof, rangeHeader, deriveKeys, serverSignature, sessionKey, sha256Hex, signRequest,
 } from '../protocol'
 import type { MemberClient } from './member-client'
 
@@ -18,13 +18,6 @@ export interface ServerClientOptions {
   /** PEM of a CA to trust for https URLs (pinning a private CA). */
   ca?: string | Buffer
   maxSockets?: number
-}
-
-export interface ByteRange {
-  /** First byte, inclusive. */
-  start: number
-  /** Last byte, exclusive. */
-  end: number
 }
 
 interface Answer {
@@ -118,7 +111,7 @@ export class ServerClient implements MemberClient {
 
   /** The blob's bytes (or the range of them), or null when the server does not hold it. */
   async getBlob(id: string, range?: ByteRange): Promise<Buffer | null> {
-    const headers = range ? { range: `bytes=${range.start}-${range.end - 1}` } : undefined
+    const headers = range ? { range: rangeHeader(range) } : undefined
     const a = await this.signed('GET', ROUTES.blob(id), undefined, undefined, headers, [404])
     return a.status === 404 ? null : a.body
   }

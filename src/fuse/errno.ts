@@ -26,10 +26,8 @@ export function errnoOf(code: string): number | undefined {
 
 /** The negative errno for a failure; `unexpected` is told about anything that is not an FsError. */
 export function toErrno(err: unknown, unexpected?: (err: unknown) => void): number {
-  // instanceof, or an FsError from another copy of the module.
-  const isFsError = err instanceof FsError || (err as Error | null)?.name === 'FsError'
-  if (isFsError) {
-    const n = errnoOf(String((err as { code?: unknown }).code))
+  if (err instanceof FsError) {
+    const n = errnoOf(err.code)
     if (n !== undefined) return n
   }
   unexpected?.(err)

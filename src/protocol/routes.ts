@@ -95,3 +95,16 @@ export interface LoginBody {
   expiresAt: number
   serverSignature: string
 }
+
+/** Bytes [start, end) of a blob. */
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number
+  /** Last byte, exclusive. */
+  end: number
+}
+
+/** The HTTP Range header value for a byte range (HTTP's end is inclusive). */
+export function rangeHeader(range: ByteRange): string {
+  return `bytes=${range.start}-${range.end - 1}`
+}

@@ -1,13 +1,11 @@
 // What the volume needs from the storage below it. The cluster client (src/cluster) provides it.
 
-/** casRecord's refusal: the record is at `version`, not the one expected. */
-export { VersionConflictError } from '../protocol'
+import type { ByteRange } from '../protocol'
 
-/** Bytes [start, end) of a blob. */
-export interface ByteRange {
-  start: number
-  end: number
-}
+// The port's own types, so the volume imports them from here only: the byte range a read asks for,
+// and casRecord's refusal (the record is at `version`, not the one expected).
+export type { ByteRange }
+export { VersionConflictError } from '../protocol'
 
 export interface StoreMember {
   url: string
