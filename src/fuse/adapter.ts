@@ -2,29 +2,17 @@
 // Thin on purpose: no state beyond what FUSE needs, nothing that blocks the event loop. Errors map
 // to errno (errno.ts); anything that is not an FsError is logged and answered with EIO.
 //
-// Conventions toward the FileSystem:
-// - mode arguments of mkdir, create and chmod are the permission bits only (mode & 0o7777); the
-//   file system sets the file type.
-// - mknod's mode carries the file type as well (FIFO, socket, device, regular file).
-// - uid/gid of new files: those of the process that creates them (the patched binding passes the
-//   caller's context); `owner` (default: the daemon's uid/gid) only when no caller is given. In a
-//   setgid directory the group is the directory's, and new directories inherit the bit (as ext4).
-// - chown with -1 (as uint32) for one id, and utimens with null for one time ("leave unchanged"),
-//   are resolved from getattr here, because the FileSystem takes complete values.
+// The POSIX rules (read-only, setgid directories, chown -1, utimens null) are the file system's
+// (the FileSystem contract in src/volume/fs-types.ts). What the adapter adds:
+// - uid/gid of new entries: those of the process that creates them (the patched binding passes the
+//   caller's context); `owner` (default: the daemon's uid/gid) only when no caller is given.
+// - handles: a file system's handle outside 1..2^31-1 is released and answered with EIO.
+// - readdir pages and bounds on open directory streams.
 // - write: the file system must copy the bytes before its promise resolves (the buffer is libfuse's
 //   memory and is detached afterwards); read fills `buffer` before resolving and never later.
-import {
-  FsError,
-  O_ACCMODE,
-  O_RDONLY,
-  O_RDWR,
-  O_TRUNC,
-  type Attr,
-  type DirListing,
-  type FileSystem,
-} from '../volume/fs-types'
+import { FsError, O_RDWR, type Attr, type DirListing, type FileSystem } from '../volume/fs-types'
 import { HandleTable, MAX_HANDLE } from '../volume/handles'
-import type { CountCb, ErrCb, FuseCaller, FuseDirStat, FuseOps, FuseStat, FuseStatfs, ValueCb } from './binding'
+import type { CountCb, ErrCb, FuseDirStat, FuseOps, FuseStat, FuseStatfs, ValueCb } from './binding'
 import { ERRNO, toErrno } from './errno'
 
 export interface AdapterOptions {
@@ -33,10 +21,6 @@ export interface AdapterOptions {
   /** Owner of new files, directories and symlinks when the binding names no caller (default: this process's uid/gid). */
   owner?: { uid: number; gid: number }
 }
-
-const NO_ID = 0xffffffff // (uid_t) -1 as fuse-native passes it
-const S_ISGID = 0o2000
-const W_OK = 2
 
 export function toFuseStat(a: Attr): FuseStat {
   return {
@@ -143,23 +127,10 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
       ),
     )
   }
-  /** Owner and extra mode bits of a new entry at `path` made by `caller`. */
-  async function newEntry(path: string, caller: FuseCaller): Promise<{ uid: number; gid: number; setgid: number }> {
-    const parent = await fs.getattr(parentOf(path))
-    if (parent.mode & S_ISGID) return { uid: caller.uid, gid: parent.gid, setgid: S_ISGID }
-    return { uid: caller.uid, gid: caller.gid, setgid: 0 }
-  }
   const errCb = (cb: ErrCb) => ({ ok: () => cb(0), fail: (n: number) => cb(n) })
   const countCb = (cb: CountCb) => ({ ok: (n: number) => cb(n), fail: (n: number) => cb(n) })
 
-  function readOnlyGuard(cb: (n: number) => void): boolean {
-    if (!fs.readOnly) return false
-    cb(ERRNO.EROFS)
-    return true
-  }
-
-  function voidOp(op: string, what: string, cb: ErrCb, fn: () => Promise<void>, mutates = true): void {
-    if (mutates && readOnlyGuard(cb)) return
+  function voidOp(op: string, what: string, cb: ErrCb, fn: () => Promise<void>): void {
     const { ok, fail } = errCb(cb)
     call(op, what, fn, ok, fail)
   }
@@ -187,15 +158,7 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
       call('fgetattr', path, () => fs.getattr(path), (a) => cb(0, toFuseStat(a)), (n) => cb(n))
     },
     access(path, mode, cb) {
-      // With default_permissions the kernel checks the mode bits itself; here: existence, and no
-      // write access to a read-only volume.
-      call(
-        'access',
-        path,
-        () => fs.getattr(path),
-        () => cb(mode & W_OK && fs.readOnly ? ERRNO.EROFS : 0),
-        (n) => cb(n),
-      )
+      voidOp('access', path, cb, () => fs.access(path, mode))
     },
     statfs(_path, cb) {
       call('statfs', '/', () => fs.statfs(), (s) => cb(0, toFuseStatfs(s)), (n) => cb(n))
@@ -235,41 +198,33 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
       call('readdir', path, page, (p) => cb(0, p.names, p.stats, p.base), (n) => cb(n))
     },
     open(path, flags, cb) {
-      if ((flags & O_ACCMODE) !== O_RDONLY || flags & O_TRUNC) {
-        if (readOnlyGuard(cb)) return
-      }
       handleOp('open', path, cb, () => fs.open(path, flags))
     },
     create(path, mode, cb, caller = owner) {
-      if (readOnlyGuard(cb)) return
       // fuse-native does not pass create's open flags; the kernel positions O_APPEND writes itself.
-      handleOp('create', path, cb, async () => {
-        const e = await newEntry(path, caller)
-        return fs.create(path, mode & 0o7777, e.uid, e.gid, O_RDWR)
-      })
+      handleOp('create', path, cb, () => fs.create(path, mode, caller.uid, caller.gid, O_RDWR))
     },
     release(path, fd, cb) {
-      voidOp('release', path, cb, () => fs.release(fd), false)
+      voidOp('release', path, cb, () => fs.release(fd))
     },
     read(path, fd, buf, len, pos, cb) {
       const { ok, fail } = countCb(cb)
       call('read', path, () => fs.read(fd, buf, len, pos), ok, fail)
     },
     write(path, fd, buf, len, pos, cb) {
-      if (readOnlyGuard(cb)) return
       const { ok, fail } = countCb(cb)
       call('write', path, () => fs.write(fd, buf, len, pos), ok, fail)
     },
     flush(path, fd, cb) {
-      voidOp('flush', path, cb, () => fs.flush(fd), false)
+      voidOp('flush', path, cb, () => fs.flush(fd))
     },
     // fuse-native's real argument order: (path, datasync, fd).
     fsync(path, _datasync, fd, cb) {
-      voidOp('fsync', path, cb, () => fs.fsync(fd), false)
+      voidOp('fsync', path, cb, () => fs.fsync(fd))
     },
     // fsync of a directory on the mount: everything written so far is committed (`edfs sync`).
     fsyncdir(path, _datasync, _fd, cb) {
-      voidOp('fsyncdir', path, cb, () => fs.sync(), false)
+      voidOp('fsyncdir', path, cb, () => fs.sync())
     },
     truncate(path, size, cb) {
       voidOp('truncate', path, cb, () => fs.truncate(path, size))
@@ -281,16 +236,10 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
       voidOp('unlink', path, cb, () => fs.unlink(path))
     },
     mkdir(path, mode, cb, caller = owner) {
-      voidOp('mkdir', path, cb, async () => {
-        const e = await newEntry(path, caller)
-        await fs.mkdir(path, (mode & 0o7777) | e.setgid, e.uid, e.gid)
-      })
+      voidOp('mkdir', path, cb, () => fs.mkdir(path, mode, caller.uid, caller.gid))
     },
     mknod(path, mode, dev, cb, caller = owner) {
-      voidOp('mknod', path, cb, async () => {
-        const e = await newEntry(path, caller)
-        await fs.mknod(path, mode, dev, e.uid, e.gid)
-      })
+      voidOp('mknod', path, cb, () => fs.mknod(path, mode, dev, caller.uid, caller.gid))
     },
     rmdir(path, cb) {
       voidOp('rmdir', path, cb, () => fs.rmdir(path))
@@ -302,27 +251,16 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
       voidOp('link', `${src} -> ${dest}`, cb, () => fs.link(src, dest))
     },
     symlink(target, path, cb, caller = owner) {
-      voidOp('symlink', path, cb, async () => {
-        const e = await newEntry(path, caller)
-        await fs.symlink(target, path, e.uid, e.gid)
-      })
+      voidOp('symlink', path, cb, () => fs.symlink(target, path, caller.uid, caller.gid))
     },
     readlink(path, cb) {
       call('readlink', path, () => fs.readlink(path), (t) => cb(0, t), (n) => cb(n))
     },
     chmod(path, mode, cb) {
-      voidOp('chmod', path, cb, () => fs.chmod(path, mode & 0o7777))
+      voidOp('chmod', path, cb, () => fs.chmod(path, mode))
     },
     chown(path, uid, gid, cb) {
-      voidOp('chown', path, cb, async () => {
-        if (uid === NO_ID || gid === NO_ID) {
-          if (uid === NO_ID && gid === NO_ID) return
-          const a = await fs.getattr(path)
-          if (uid === NO_ID) uid = a.uid
-          if (gid === NO_ID) gid = a.gid
-        }
-        await fs.chown(path, uid, gid)
-      })
+      voidOp('chown', path, cb, () => fs.chown(path, uid, gid))
     },
     setxattr(path, name, value, _position, flags, cb) {
       voidOp('setxattr', `${path} ${name}`, cb, () => fs.setxattr(path, name, value, flags))
@@ -340,15 +278,7 @@ export function createFuseOps(fs: FileSystem, opts: AdapterOptions = {}): FuseOp
       voidOp('fallocate', path, cb, () => fs.fallocate(fd, mode, offset, length))
     },
     utimens(path, atime, mtime, cb) {
-      voidOp('utimens', path, cb, async () => {
-        if (atime === null || mtime === null) {
-          if (atime === null && mtime === null) return
-          const a = await fs.getattr(path)
-          atime ??= a.atimeMs
-          mtime ??= a.mtimeMs
-        }
-        await fs.utimens(path, atime, mtime)
-      })
+      voidOp('utimens', path, cb, () => fs.utimens(path, atime, mtime))
     },
   }
   return ops

@@ -103,10 +103,20 @@ export const O_WRONLY = 0o1
 export const O_RDWR = 0o2
 export const O_TRUNC = 0o1000
 export const O_APPEND = 0o2000
+/** access(2)'s write bit. */
+export const W_OK = 2
 
+/**
+ * What a mount asks of a file system, one call per FUSE operation. The file system applies the POSIX
+ * rules itself (posix-attrs.ts), so the FUSE adapter only delegates: a read-only file system refuses
+ * every change with EROFS; `uid`/`gid` of new entries are the caller's, and the file system gives an
+ * entry in a setgid directory that directory's group; `mode` of mkdir and create is the permission
+ * bits asked for (the file system sets the type).
+ */
 export interface FileSystem {
-  readonly readOnly: boolean
   getattr(path: string): Promise<Attr>
+  /** access(2) beyond the permission bits (the kernel checks those): the path exists; W_OK on a read-only file system is EROFS. */
+  access(path: string, mode: number): Promise<void>
   /** Entries of the directory, without '.' and '..'. */
   readdir(path: string): Promise<DirListing>
   mkdir(path: string, mode: number, uid: number, gid: number): Promise<void>
@@ -120,8 +130,10 @@ export interface FileSystem {
   symlink(target: string, path: string, uid: number, gid: number): Promise<void>
   readlink(path: string): Promise<string>
   chmod(path: string, mode: number): Promise<void>
+  /** An id of -1 (or 0xffffffff, uid_t's -1) stays as it is. */
   chown(path: string, uid: number, gid: number): Promise<void>
-  utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void>
+  /** A null time (UTIME_OMIT) stays as it is. */
+  utimens(path: string, atimeMs: number | null, mtimeMs: number | null): Promise<void>
   /** Extended attributes (only user.* names reach the file system). */
   setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void>
   getxattr(path: string, name: string): Promise<Buffer>

@@ -6,8 +6,9 @@ import { type DiskCache, MAX_PENDING_BYTES } from './disk-cache'
 import { FileData, FileSnapshot, FileState } from './file-data'
 import {
   Attr, DirEntry, DirListing, FALLOC_FL_KEEP_SIZE, FileSystem, FsError, MAX_FILE_SIZE, MAX_SYMLINK_BYTES, O_ACCMODE, O_RDONLY, O_TRUNC,
-  S_IFBLK, S_IFCHR, S_IFMT, S_IFREG, StatFs, isSpecialType,
+  S_IFBLK, S_IFCHR, S_IFMT, S_IFREG, StatFs, W_OK, isSpecialType,
 } from './fs-types'
+import { chownIds, newEntryAttrs, utimensTimes } from './posix-attrs'
 import { BackgroundGc, BackgroundGcOptions } from './background-gc'
 import { BackgroundRepair, BackgroundRepairOptions } from './background-repair'
 import { referencedBlobs } from './gc'
@@ -199,6 +200,11 @@ export class Volume implements FileSystem {
     return this.attrOf(this.ns.resolve(path))
   }
 
+  async access(path: string, mode: number): Promise<void> {
+    this.ns.resolve(path)
+    if (mode & W_OK && this.opts.readOnly) throw new FsError('EROFS', 'the volume is mounted read-only')
+  }
+
   attrOf(node: Inode): Attr {
     const state = this.states.get(node.id)
     return {
@@ -253,7 +259,8 @@ export class Volume implements FileSystem {
 
   async mkdir(path: string, mode: number, uid: number, gid: number): Promise<void> {
     this.writable()
-    this.ns.add(path, this.ns.makeInode('dir', mode, uid, gid))
+    const a = this.newEntryAttrs(path, mode & 0o7777, uid, gid, true)
+    this.ns.add(path, this.ns.makeInode('dir', a.mode, a.uid, a.gid))
     this.scheduleCommit()
   }
 
@@ -286,14 +293,15 @@ export class Volume implements FileSystem {
   async mknod(path: string, mode: number, rdev: number, uid: number, gid: number): Promise<void> {
     this.writable()
     const type = mode & S_IFMT
+    const a = this.newEntryAttrs(path, mode, uid, gid, false)
     if (type === 0 || type === S_IFREG) {
-      this.ns.add(path, this.ns.makeInode('file', mode, uid, gid))
+      this.ns.add(path, this.ns.makeInode('file', a.mode, a.uid, a.gid))
       this.scheduleCommit()
       return
     }
     if (!isSpecialType(mode)) throw new FsError('EINVAL', `mknod: not a FIFO, socket, device or regular file type: ${type.toString(8)}`)
     const isDevice = type === S_IFCHR || type === S_IFBLK
-    this.ns.add(path, this.ns.makeInode('special', mode, uid, gid, isDevice ? { rdev: rdev >>> 0 } : {}))
+    this.ns.add(path, this.ns.makeInode('special', a.mode, a.uid, a.gid, isDevice ? { rdev: rdev >>> 0 } : {}))
     this.scheduleCommit()
   }
 
@@ -302,7 +310,8 @@ export class Volume implements FileSystem {
     const bytes = Buffer.byteLength(target)
     if (bytes === 0) throw new FsError('ENOENT', `symlink: empty target for ${path}`)
     if (bytes > MAX_SYMLINK_BYTES) throw new FsError('ENAMETOOLONG', `symlink target of ${bytes} bytes (at most ${MAX_SYMLINK_BYTES}): ${path}`)
-    this.ns.add(path, this.ns.makeInode('symlink', 0o777, uid, gid, { target, size: bytes }))
+    const a = this.newEntryAttrs(path, 0o777, uid, gid, false)
+    this.ns.add(path, this.ns.makeInode('symlink', a.mode, a.uid, a.gid, { target, size: bytes }))
     this.scheduleCommit()
   }
 
@@ -316,15 +325,15 @@ export class Volume implements FileSystem {
   async chown(path: string, uid: number, gid: number): Promise<void> {
     this.writable()
     const node = this.ns.resolve(path)
-    // -1 (as unsigned 32-bit too) leaves the id unchanged, as chown(2) does.
-    const keep = (v: number) => v === -1 || v === 0xffffffff
-    this.ns.setAttrs(node, { uid: keep(uid) ? node.uid : uid, gid: keep(gid) ? node.gid : gid, ctimeMs: Date.now() })
+    this.ns.setAttrs(node, { ...chownIds(node, uid, gid), ctimeMs: Date.now() })
     this.scheduleCommit()
   }
 
-  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+  async utimens(path: string, atime: number | null, mtime: number | null): Promise<void> {
     this.writable()
     const node = this.ns.resolve(path)
+    if (atime === null && mtime === null) return // both UTIME_OMIT: nothing changes, not even ctime
+    const { atimeMs, mtimeMs } = utimensTimes(this.attrOf(node), atime, mtime)
     const state = this.states.get(node.id)
     if (state) state.mtimeMs = mtimeMs
     this.ns.setAttrs(node, { atimeMs, mtimeMs, ctimeMs: Date.now() })
@@ -382,7 +391,8 @@ export class Volume implements FileSystem {
     const { dir, name } = this.ns.resolveParent(path)
     const existing = this.ns.lookup(dir, name)
     if (existing) return this.open(path, flags)
-    const node = this.ns.add(path, this.ns.makeInode('file', mode, uid, gid))
+    const a = newEntryAttrs(dir, { uid, gid }, mode & 0o7777, false)
+    const node = this.ns.add(path, this.ns.makeInode('file', a.mode, a.uid, a.gid))
     this.scheduleCommit()
     return this.addHandle(node, flags)
   }
@@ -615,6 +625,11 @@ export class Volume implements FileSystem {
   private writable(): void {
     if (this.opts.readOnly) throw new FsError('EROFS', 'the volume is mounted read-only')
     if (this.lease?.lost) throw new FsError('EIO', `lease lost: ${this.lease.lost.message}`)
+  }
+
+  /** What a new entry at `path` gets, made by uid/gid (posix-attrs.ts: a setgid directory's group). */
+  private newEntryAttrs(path: string, mode: number, uid: number, gid: number, isDir: boolean): { mode: number; uid: number; gid: number } {
+    return newEntryAttrs(this.ns.resolveParent(path).dir, { uid, gid }, mode, isDir)
   }
 
   private fileAt(path: string): Inode {

@@ -1,5 +1,6 @@
 // The adapter without a mount: errno mapping, stat/statfs conversion, option building, and the
-// operations' argument handling (chown -1, utimens null, read-only guard, bad handles).
+// operations' delegation (chown -1 and utimens null reach the file system as they are; read-only
+// answers come from it; bad handles). The POSIX rules themselves: test/volume/posix.test.ts.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { deriveVolumeKeys } from '../../src/crypto'
@@ -90,20 +91,21 @@ t.test('operations', async (t) => {
   t.same(await call((cb) => ops.fsync('/d/f', 1, fh!, cb)), [0, undefined], 'fsync(path, datasync, fd)')
   t.same(fs.stats.fsyncs, [{ fh, path: '/d/f' }])
 
-  const broken = { ...fs, readOnly: false, getattr: () => Promise.reject(new TypeError('bug')) } as unknown as FileSystem
+  const broken = { ...fs, getattr: () => Promise.reject(new TypeError('bug')) } as unknown as FileSystem
   const bops = createFuseOps(broken, { log: (l) => logged.push(l) })
   t.same(await call((cb) => bops.getattr('/x', cb)), [-5, undefined], 'an unexpected error is EIO')
   t.match(logged.join('\n'), /getattr \/x: unexpected error \(EIO\): TypeError: bug/, 'and is logged')
 
-  const sync = { readOnly: false, unlink: () => { throw new FsError('EPERM', 'sync throw') } } as unknown as FileSystem
+  const sync = { unlink: () => { throw new FsError('EPERM', 'sync throw') } } as unknown as FileSystem
   t.same(await call((cb) => createFuseOps(sync).unlink!('/x', cb)), [-1, undefined], 'a synchronous throw still answers')
 
-  const badHandle = { readOnly: false, open: async () => 2 ** 40, release: async () => {} } as unknown as FileSystem
+  const badHandle = { open: async () => 2 ** 40, release: async () => {} } as unknown as FileSystem
   t.same(await call((cb) => createFuseOps(badHandle, { log: (l) => logged.push(l) }).open!('/x', 0, cb)), [-5, undefined], 'a handle beyond int32 is refused')
 
   const ro = createFuseOps(new MemoryFs({ readOnly: true })) as Required<FuseOps>
   t.same(await call((cb) => ro.mkdir('/x', 0o755, cb)), [-30, undefined], 'EROFS on a read-only volume')
-  t.same(await call((cb) => ro.open('/', 1, cb)), [-30, undefined], 'open for writing: EROFS')
+  t.same(await call((cb) => ro.access('/', 2, cb)), [-30, undefined], 'access W_OK: EROFS')
+  t.same(await call((cb) => ro.access('/', 4, cb)), [0, undefined], 'access R_OK: allowed')
 })
 
 t.test('readdir pages: every name once, as libfuse asks from the last offset; names removed meanwhile are skipped', async (t) => {
