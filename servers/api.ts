@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import {
-  BlobListBody, HEADERS, HealthBody, MAX_HAVE_IDS, MAX_LIST_LIMIT, MAX_VERIFY_IDS, StatsBody, VerifyBody, isBlobId, isRecordName, sha256Hex,
+  BlobListBody, HEADERS, HealthBody, MAX_HAVE_IDS, MAX_LIST_LIMIT, MAX_VERIFY_IDS, StatsBody, VerifyBody, isBlobId, isRecordName, mapLimit, sha256Hex,
 } from '../src/protocol'
 import { Authenticator } from './auth'
 import { receiveBody, receiveJson } from './body'
@@ -138,15 +138,9 @@ export function apiResources(ctx: ApiContext): Resource[] {
           const ids = await idList(rc, MAX_VERIFY_IDS)
           const s = await ctx.stores.of(rc.user)
           const body: VerifyBody = { ok: [], bad: [], missing: [] }
-          let next = 0
           // Two at a time: each is a whole read and hash, and the foreground must keep its share of the disk.
-          const worker = async () => {
-            while (next < ids.length) {
-              const id = ids[next++]!
-              body[await s.blobs.verify(id)].push(id)
-            }
-          }
-          await Promise.all([worker(), worker()])
+          const verdicts = await mapLimit(ids, 2, (id) => s.blobs.verify(id))
+          ids.forEach((id, i) => body[verdicts[i]!].push(id))
           sendJson(rc.res, 200, body)
         },
       },

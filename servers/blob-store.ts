@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto'
 import { FileHandle, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
 import { IncomingMessage } from 'node:http'
 import path from 'node:path'
-import { isBlobId } from '../src/protocol'
+import { isBlobId, mapLimit } from '../src/protocol'
 import { receiveBody } from './body'
 import { HttpError, fsErrorToHttp } from './errors'
 import { fsyncDir, writeAll } from './fsutil'
@@ -176,15 +176,7 @@ export class BlobStore {
   }
 
   async have(ids: string[]): Promise<string[]> {
-    const found = new Array<boolean>(ids.length).fill(false)
-    let next = 0
-    const worker = async () => {
-      while (next < ids.length) {
-        const i = next++
-        found[i] = await exists(this.pathOf(ids[i]!))
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(32, ids.length) }, worker))
+    const found = await mapLimit(ids, 32, (id) => exists(this.pathOf(id)))
     return ids.filter((_, i) => found[i])
   }
 

@@ -7,6 +7,7 @@ import path from 'node:path'
 import { Verifier } from '../src/protocol'
 import { writeFileAtomicSync } from './fsutil'
 import { ProcessLock } from './process-lock'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface UserEntry {
   salt: string
@@ -76,7 +77,7 @@ export async function updateUsers(file: string, change: (users: Record<string, U
       break
     }
     if (Date.now() > deadline) throw new Error(`${lockFile} is held by another edfs command (pid ${got.heldBy}): wait for it to finish`)
-    await new Promise((r) => setTimeout(r, 50))
+    await sleep(50)
   }
   try {
     const users = readUsersSync(file)

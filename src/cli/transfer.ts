@@ -1,5 +1,6 @@
-// What put and get share: how many files are in flight, the I/O block size, and a small worker pool
-// that stops starting new work after the first failure (or Ctrl-C) and waits for the work in flight.
+// What put and get share: how many files are in flight, the I/O block size, and the worker pool
+// that also stops starting new work on Ctrl-C.
+import { mapLimit } from '../protocol'
 import { checkAborted } from './file-commands'
 
 /** Bytes read or written per call: memory stays bounded whatever the file size. */
@@ -7,23 +8,12 @@ export const IO_BLOCK = 1024 * 1024
 /** Files in flight at once (small-file trees are latency-bound, not bandwidth-bound). */
 export const FILES_IN_FLIGHT = 16
 
-/** Runs `fn` over `items`, `limit` at a time. Rejects with the first failure once the work in flight settled. */
+/** Runs `fn` over `items`, `limit` at a time (mapLimit), starting nothing once `signal` aborted. */
 export async function runPool<T>(items: readonly T[], limit: number, signal: AbortSignal, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  let failure: { err: unknown } | null = null
-  const worker = async () => {
-    while (!failure && next < items.length) {
-      const item = items[next++]!
-      try {
-        checkAborted(signal)
-        await fn(item)
-      } catch (err) {
-        if (!failure) failure = { err }
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  if (failure) throw (failure as { err: unknown }).err
+  await mapLimit(items, limit, async (item) => {
+    checkAborted(signal)
+    await fn(item)
+  })
 }
 
 /** A file type word for messages. */

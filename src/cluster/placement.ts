@@ -13,15 +13,15 @@ export function score(serverId: string, key: string): bigint {
  * broken by the server id so every client agrees.
  */
 export function rankIds(serverIds: readonly string[], key: string): string[] {
-  const scored = serverIds.map((id) => ({ id, s: score(id, key) }))
-  scored.sort((a, b) => (a.s === b.s ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : a.s > b.s ? -1 : 1))
-  return scored.map((x) => x.id)
+  return rankBy(serverIds, (id) => id, key)
 }
 
 /** Same as rankIds, for arbitrary items with a placement id. */
 export function rankBy<T>(items: readonly T[], placementId: (item: T) => string, key: string): T[] {
-  const scored = items.map((item) => ({ item, id: placementId(item), s: 0n }))
-  for (const x of scored) x.s = score(x.id, key)
+  const scored = items.map((item) => {
+    const id = placementId(item)
+    return { item, id, s: score(id, key) }
+  })
   scored.sort((a, b) => (a.s === b.s ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : a.s > b.s ? -1 : 1))
   return scored.map((x) => x.item)
 }

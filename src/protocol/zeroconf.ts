@@ -2,6 +2,7 @@
 // whether it speaks TLS; a client browses the LAN for a while and collects what answered.
 // bonjour-service does the wire work (multicast-dns underneath).
 import { Bonjour, Service } from 'bonjour-service'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 /** DNS-SD service type: `_edfs._tcp.local`. */
 export const ZEROCONF_TYPE = 'edfs'
@@ -40,7 +41,7 @@ export async function discover(ms: number, log: (line: string) => void): Promise
     const server = fromService(s)
     if (server && !found.has(server.id)) found.set(server.id, server)
   })
-  await new Promise((resolve) => setTimeout(resolve, ms))
+  await sleep(ms)
   browser.stop()
   await new Promise<void>((resolve) => bonjour.destroy(() => resolve()))
   return [...found.values()].sort((a, b) => a.name.localeCompare(b.name))

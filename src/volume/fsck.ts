@@ -9,6 +9,7 @@ import { referencedBlobs } from './gc'
 import { Namespace, chunkBlobs } from './namespace'
 import { joinPath } from './paths'
 import { StoreMember, metadataCopies } from './store'
+import { mapLimit } from '../protocol'
 
 export interface FsckSource {
   readonly namespace: Namespace
@@ -110,22 +111,17 @@ export async function fsckVolume(volume: FsckSource, store: FsckStore, opts: Fsc
     report.missing = [...missing].map((id) => ({ id, files: files.get(id) ?? (metadata.has(id) ? ['(volume metadata)'] : []) }))
   }
   if (opts.repair) {
-    let next = 0
     let done = 0
-    const worker = async () => {
-      while (next < toRepair.length) {
-        const p = toRepair[next++]!
-        try {
-          await repairBlob(store, p, report)
-          report.repaired++
-        } catch (err) {
-          report.repairFailed.push({ id: p.id, reason: (err as Error).message })
-          opts.log?.(`fsck: could not repair ${p.id}: ${(err as Error).message}`)
-        }
-        opts.onProgress?.('repairing', ++done, toRepair.length)
+    await mapLimit(toRepair, opts.concurrency ?? 4, async (p) => {
+      try {
+        await repairBlob(store, p, report)
+        report.repaired++
+      } catch (err) {
+        report.repairFailed.push({ id: p.id, reason: (err as Error).message })
+        opts.log?.(`fsck: could not repair ${p.id}: ${(err as Error).message}`)
       }
-    }
-    await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 4) }, worker))
+      opts.onProgress?.('repairing', ++done, toRepair.length)
+    })
   }
   return report
 }

@@ -4,6 +4,7 @@
 // period. Only the lease holder collects (no other writer can add references meanwhile); the grace
 // period protects blobs that a crashed or still-running writer uploaded but did not yet commit.
 import { Namespace, chunkBlobs } from './namespace'
+import { mapLimit } from '../protocol'
 import { VolumeStore } from './store'
 
 export interface GcOptions {
@@ -103,20 +104,15 @@ export async function collectGarbage(store: GcStore, referenced: Set<string>, op
   }
   for (const id of referenced) if (!blobs.has(id)) report.referencedMissing++
   if (opts.dryRun) return report
-  let next = 0
-  const worker = async () => {
-    while (next < garbage.length) {
-      const id = garbage[next++]!
-      try {
-        const removed = await store.delete(id)
-        report.removedCopies += removed
-      } catch (err) {
-        report.failed.push({ id, reason: (err as Error).message })
-        opts.log?.(`gc: could not delete ${id}: ${(err as Error).message}`)
-      }
+  await mapLimit(garbage, opts.concurrency ?? 16, async (id) => {
+    try {
+      const removed = await store.delete(id) // read the count after the await: `+= await` would add to a stale total
+      report.removedCopies += removed
+    } catch (err) {
+      report.failed.push({ id, reason: (err as Error).message })
+      opts.log?.(`gc: could not delete ${id}: ${(err as Error).message}`)
     }
-  }
-  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 16) }, worker))
+  })
   return report
 }
 

@@ -5,6 +5,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { ByteRange, RecordCopy, StoreMember, VolumeStore } from './store'
+import { isBlobId } from '../protocol'
 
 /** Ids remembered at most (64 hex each: ~7 MB of file); beyond that a full pass finds the rest. */
 export const MAX_QUEUED = 100_000
@@ -46,7 +47,7 @@ export class RepairQueue {
     try {
       const f = JSON.parse(text) as QueueFile
       if (f.format !== FORMAT || f.version !== VERSION || typeof f.blobs !== 'object' || f.blobs === null) throw new Error(`not a ${FORMAT} file of version ${VERSION}`)
-      for (const [id, copies] of Object.entries(f.blobs)) if (/^[0-9a-f]{64}$/.test(id) && Number.isInteger(copies) && copies > 0) q.blobs.set(id, copies)
+      for (const [id, copies] of Object.entries(f.blobs)) if (isBlobId(id) && Number.isInteger(copies) && copies > 0) q.blobs.set(id, copies)
       q.overflow = f.overflow === true
       q.lastPassFinishedAt = typeof f.lastPassFinishedAt === 'number' ? f.lastPassFinishedAt : null
     } catch (err) {

@@ -10,6 +10,7 @@ import { findFuseMount, probeMountPoint } from '../../fuse/binding'
 import { writePrivateFile } from '../config'
 import { UsageError } from '../errors'
 import { EDFS_BIN, runSelf } from '../self'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 const SERVERS = 4
 const USER = 'quickstart'
@@ -120,7 +121,7 @@ async function startServer(data: string, port: string, logFile: string): Promise
     const m = /listening on (\S+)/.exec(text)
     if (m) return { url: m[1]!, pid: child.pid! }
     if (exited !== undefined) throw new UsageError(`server for ${data} exited with code ${exited}: ${text.trim().split('\n').pop()}`)
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
   }
   throw new UsageError(`server for ${data} did not start within 15 s (see ${logFile})`)
 }

@@ -12,6 +12,7 @@ import { UsageError } from '../errors'
 import { CommonOptions, warn, withCommonOptions, withVolume, writeStdout } from '../file-commands'
 import { formatSize } from '../../protocol'
 import { KEYFILE_RECORD, OpenVolume } from '../volume-open'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 /** A mount daemon looks for a changed server list this often (mount.ts); a drain waits it out. */
 const DAEMON_FOLLOW_MS = 5000
@@ -130,7 +131,7 @@ async function remove(url: string, opts: CommonOptions): Promise<void> {
       const left = await blobsLeft(volume, leaving.id)
       if (left === 0 && Date.now() - since > 2 * DAEMON_FOLLOW_MS) break
       if (round >= DRAIN_ROUNDS) throw new UsageError(`${target} still holds ${left} blobs of the volume after ${round + 1} rounds; run edfs servers remove again`)
-      await new Promise((r) => setTimeout(r, DAEMON_FOLLOW_MS))
+      await sleep(DAEMON_FOLLOW_MS)
     }
     const servers = m.servers.filter((s) => s !== leaving)
     epoch = (await writeMembership(cluster, volume.session.keys, epoch, servers)).epoch
