@@ -5,6 +5,7 @@ import { fromMountHelper } from './mount-helper'
 import { registerFsck } from './commands/fsck'
 import { registerInit } from './commands/init'
 import { registerMount } from './commands/mount'
+import { registerUmount } from './commands/umount'
 import { registerQuickstart } from './commands/quickstart'
 import { registerServer } from './commands/server'
 import { registerLs } from './commands/ls'
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerInit(program)
   registerFsck(program)
   registerMount(program)
+  registerUmount(program)
   registerSync(program)
   registerLs(program)
   registerPut(program)

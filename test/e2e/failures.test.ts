@@ -2,7 +2,8 @@
 // is intact, also after a remount); the mount daemon SIGKILLed after fsync (the remount clears the
 // stale mount point and shows the fsynced data); every server stopped (SIGSTOP: hung, not refusing)
 // -> reading an uncached file fails with EIO within the volume's timeout, never hangs, and the mount
-// resumes once the servers do (SIGCONT).
+// resumes once the servers do (SIGCONT); umount with every server gone reports the changes it could
+// not store (the daemon's stop status) and exits non-zero.
 import t from 'tap'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -140,6 +141,19 @@ except OSError as e:
     t.equal(after, 'after\n', 'the write after the outage was committed')
     if (after !== 'after\n') t.comment(`daemon log:\n${await daemonLog(vol, M, 80)}`)
     t.equal((await m.umount()).code, 0)
+  })
+
+  t.test('umount says so when the last changes could not be stored', async (t) => {
+    const vol = await makeVolume(t, { timeoutMs: 2000 })
+    const m = await mountVolume(t, vol, { commitInterval: 3600 }) // nothing commits before umount
+    t.equal((await shell(`echo pending > ${m.mnt}/f`)).code, 0, 'a file written, its commit pending')
+    for (const s of vol.servers) await s.stop()
+    const u = await m.umount()
+    t.not(u.code, 0, 'umount fails')
+    t.match(u.stderr, /the last changes could not all be stored:\nclosing the volume failed: /, `and says why: ${u.stderr.trim()}`)
+    t.notOk(alive(m.pid), 'the daemon exited')
+    t.same(await fuseMountsUnder(m.mnt), [], 'and the mount is gone')
+    for (const s of vol.servers) await s.restart()
   })
 
   t.test('no mount is left behind', async (t) => {

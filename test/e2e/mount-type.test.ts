@@ -6,7 +6,7 @@
 import t from 'tap'
 import { access, chmod, copyFile, mkdir, mkdtemp, readFile, symlink, unlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { daemonFiles } from '../../src/cli/commands/mount'
+import { daemonFiles } from '../../src/cli/daemon-files'
 import { EDFS_BIN, TEST_USER } from '../helpers/servers'
 import { fuseMountsUnder, fuseUnavailable, makeVolume, run, shell, waitFor } from './support'
 
