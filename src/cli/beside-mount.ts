@@ -5,7 +5,7 @@
 import { open } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import path from 'node:path'
-import { findFuseMount } from '../fuse/binding'
+import { findFuseMount } from '../fuse/mount-points'
 import { FsError, LeaseHeldError } from '../volume'
 import type { Errno } from '../volume/fs-types'
 

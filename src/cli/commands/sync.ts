@@ -5,7 +5,7 @@
 import { open } from 'node:fs/promises'
 import * as path from 'node:path'
 import { Command } from 'commander'
-import { listMounts, type MountEntry } from '../../fuse/binding'
+import { listMounts, type MountEntry } from '../../fuse/mount-points'
 import { UsageError } from '../errors'
 
 export function registerSync(program: Command): void {

@@ -3,7 +3,7 @@
 import * as path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Command } from 'commander'
-import { findFuseMount, forceUnmount } from '../../fuse/binding'
+import { findFuseMount, forceUnmount } from '../../fuse/mount-points'
 import { alive, daemonFiles, findDaemon, readStopStatus } from '../daemon-files'
 import { UsageError } from '../errors'
 import { seconds } from '../mount-options'
