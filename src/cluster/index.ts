@@ -1,15 +1,17 @@
 // The client's view of the storage servers: a pool with health and back-off, rendezvous placement,
-// replicated writes and traffic-optimized, verified reads. docs/cluster.md explains the rules.
-import { ByteRange, MAX_HAVE_IDS, MAX_LIST_LIMIT, MAX_VERIFY_IDS, ServerError, isRecordName } from '../protocol'
-import {
-  Attempt, ClusterConfigError, ClusterConnectError, checkBlobId, classify, reasonOf,
-} from './errors'
+// replicated writes and traffic-optimized, verified reads. docs/cluster.md explains the rules. Cluster
+// holds the pool and its lifecycle and delegates each kind of work: writes.ts, reads.ts, survey.ts
+// (every live member at once), records.ts.
+import { ByteRange, ServerError } from '../protocol'
+import { ClusterConfigError, ClusterConnectError, checkBlobId, classify, reasonOf } from './errors'
 import { Member, MemberOptions, MemberStatus } from './member'
-import type { MemberClient } from './member-client'
 import { memberUrl } from './member-url'
 import { ClusterCounters, CorruptionReport, Pool } from './pool'
+import { idempotent } from './idempotent'
 import * as reads from './reads'
-import { retry } from './retry'
+import * as records from './records'
+import type { RecordAnswer } from './records'
+import * as survey from './survey'
 import { DEFAULT_TIMEOUT_MS } from './server-client'
 import * as writes from './writes'
 
@@ -51,9 +53,6 @@ export interface ClusterOptions {
   /** First and largest delay of the background health probe of a down server; default 250 / 10000 ms. */
   probeBackoffMs?: { baseMs: number; maxMs: number }
 }
-
-/** Retries of idempotent metadata-ish calls (have, list, delete, record reads). */
-const IDEMPOTENT_RETRY = { attempts: 3, baseMs: 100, maxMs: 1000 }
 
 /** One server of a membership list (setMembers). */
 export interface MemberSpec {
@@ -239,58 +238,13 @@ export class Cluster {
   /** id -> ids of the live servers that hold it (every id asked is a key; [] when none). */
   async locate(ids: string[]): Promise<Map<string, string[]>> {
     this.open()
-    const unique = [...new Set(ids)]
-    for (const id of unique) checkBlobId(id)
-    const out = new Map<string, string[]>(unique.map((id) => [id, []]))
-    if (unique.length === 0) return out
-    const batches: string[][] = []
-    for (let i = 0; i < unique.length; i += MAX_HAVE_IDS) batches.push(unique.slice(i, i + MAX_HAVE_IDS))
-    await Promise.all(
-      this.pool.live().map(async (m) => {
-        try {
-          for (const batch of batches) {
-            const have = await this.idempotent(m, (c) => c.have(batch))
-            for (const id of have) out.get(id)?.push(m.name)
-          }
-        } catch (err) {
-          this.pool.log(`edfs cluster: locate: server ${m.name} did not answer: ${reasonOf(err)}`)
-        }
-      }),
-    )
-    for (const [id, servers] of out) this.sortByRank(id, servers)
-    return out
+    return survey.locate(this.pool, ids)
   }
 
-  /**
-   * id -> the live servers whose copy hashes to its id (`ok`) and those whose copy did not (`bad`,
-   * now quarantined there). The servers hash their own copies: no blob crosses the network.
-   * `onProgress` gets the number of (server, batch) answers so far and the total.
-   */
+  /** id -> the live servers whose copy is sound (`ok`) and those whose copy was not (`bad`, now quarantined). */
   async verify(ids: string[], onProgress?: (done: number, total: number) => void): Promise<Map<string, { ok: string[]; bad: string[] }>> {
     this.open()
-    const unique = [...new Set(ids)]
-    for (const id of unique) checkBlobId(id)
-    const out = new Map(unique.map((id) => [id, { ok: [] as string[], bad: [] as string[] }]))
-    const batches: string[][] = []
-    for (let i = 0; i < unique.length; i += MAX_VERIFY_IDS) batches.push(unique.slice(i, i + MAX_VERIFY_IDS))
-    const live = this.pool.live()
-    let done = 0
-    await Promise.all(
-      live.map(async (m) => {
-        try {
-          for (const batch of batches) {
-            const v = await this.idempotent(m, (c) => c.verifyBlobs(batch))
-            for (const id of v.ok) out.get(id)?.ok.push(m.name)
-            for (const id of v.bad) out.get(id)?.bad.push(m.name)
-            onProgress?.(++done, live.length * batches.length)
-          }
-        } catch (err) {
-          throw new ClusterConnectError(`verify: server ${m.name} did not answer, so its copies are unchecked`, [{ url: m.url, reason: reasonOf(err) }])
-        }
-      }),
-    )
-    for (const [id, v] of out) this.sortByRank(id, v.ok)
-    return out
+    return survey.verify(this.pool, ids, onProgress)
   }
 
   /** Stores one copy on the named server (repair: put a blob where placement wants it). */
@@ -306,96 +260,38 @@ export class Cluster {
   async deleteOn(server: string, id: string): Promise<boolean> {
     this.open()
     checkBlobId(id)
-    const m = this.pool.byName(server)
-    return this.idempotent(m, (c) => c.deleteBlob(id))
+    return idempotent(this.pool, this.pool.byName(server), (c) => c.deleteBlob(id))
   }
 
   /** Deletes the blob on every live server; returns how many copies were removed. */
   async delete(id: string): Promise<number> {
     this.open()
-    checkBlobId(id)
-    const live = this.pool.live()
-    const results = await Promise.allSettled(live.map((m) => this.idempotent(m, (c) => c.deleteBlob(id))))
-    const failed: Attempt[] = []
-    let removed = 0
-    results.forEach((r, i) => {
-      if (r.status === 'fulfilled') removed += r.value ? 1 : 0
-      else failed.push({ server: live[i]!.name, reason: reasonOf(r.reason) })
-    })
-    if (failed.length) this.pool.log(`edfs cluster: delete ${id}: ${failed.map((f) => `${f.server}: ${f.reason}`).join('; ')} (a copy may remain; gc removes it later)`)
-    return removed
+    return survey.deleteEverywhere(this.pool, id)
   }
 
   /** Every blob on every live server, server by server, page by page. */
-  async *listAll(): AsyncIterable<{ server: string; id: string; size: number; mtimeMs: number }> {
+  listAll(): AsyncIterable<{ server: string; id: string; size: number; mtimeMs: number }> {
     this.open()
-    for (const m of this.pool.live()) {
-      let after: string | undefined
-      for (let page = 0; page < 1_000_000; page++) {
-        const body = await this.idempotent(m, (c) => c.listBlobs(after, MAX_LIST_LIMIT))
-        for (const b of body.blobs) yield { server: m.name, id: b.id, size: b.size, mtimeMs: b.mtimeMs }
-        if (!body.next || body.blobs.length === 0) break
-        after = body.next
-      }
-    }
+    return survey.listAll(this.pool)
   }
 
   /** The record on every live server that answers: version 0 and value null where it is absent. */
-  async readRecordEverywhere(name: string): Promise<{ server: string; version: number; value: Buffer | null }[]> {
+  async readRecordEverywhere(name: string): Promise<RecordAnswer[]> {
     this.open()
-    if (!isRecordName(name)) throw new ClusterConfigError(`invalid record name ${JSON.stringify(name)}`)
-    const live = this.pool.live()
-    const results = await Promise.allSettled(live.map((m) => this.idempotent(m, (c) => c.getRecord(name))))
-    const out: { server: string; version: number; value: Buffer | null }[] = []
-    results.forEach((r, i) => {
-      const m = live[i]!
-      if (r.status === 'rejected') {
-        this.pool.log(`edfs cluster: record ${name}: server ${m.name} did not answer: ${reasonOf(r.reason)}`)
-        return
-      }
-      m.receivedBytes += r.value?.value.length ?? 0
-      out.push(r.value ? { server: m.name, version: r.value.version, value: r.value.value } : { server: m.name, version: 0, value: null })
-    })
-    return out
+    return records.readRecordEverywhere(this.pool, name)
   }
 
-  /**
-   * Compare-and-swap of a record on one server (id or URL): writes only if the stored version is
-   * `expectVersion` (0: absent); returns the new version. Not retried (a lost answer would make a
-   * retry conflict with itself); a lost race rejects with VersionConflictError.
-   */
+  /** Compare-and-swap of a record on one server (records.ts); a lost race rejects with VersionConflictError. */
   async casRecord(server: string, name: string, expectVersion: number, value: Buffer): Promise<number> {
     this.open()
-    if (!isRecordName(name)) throw new ClusterConfigError(`invalid record name ${JSON.stringify(name)}`)
-    const m = this.pool.byName(server)
-    const version = await m.call((c) => c.putRecord(name, expectVersion, value), false)
-    m.sentBytes += value.length
-    return version
+    return records.casRecord(this.pool, server, name, expectVersion, value)
   }
 
-  /**
-   * Space on the live servers, added up (from their health answers), each disk once: servers that
-   * share a disk report the same `disk` id.
-   */
+  /** Space on the live servers, added up, each disk once. */
   async capacity(): Promise<{ totalBytes: number; freeBytes: number }> {
     this.open()
-    const live = this.pool.live()
-    const answers = await Promise.allSettled(live.map((m) => this.idempotent(m, (c) => c.health())))
-    const disks = new Set<string>()
-    let totalBytes = 0
-    let freeBytes = 0
-    answers.forEach((a, i) => {
-      if (a.status === 'rejected') return
-      if (!live[i]!.markUp(a.value)) return
-      const disk = a.value.disk ?? a.value.id // a server older than the disk id: a disk of its own
-      if (disks.has(disk)) return
-      disks.add(disk)
-      totalBytes += a.value.totalBytes
-      freeBytes += a.value.freeBytes
-    })
-    return { totalBytes, freeBytes }
+    return survey.capacity(this.pool)
   }
-
   /** Stops probes and closes all connections. The cluster cannot be used afterwards. */
   close(): void {
     this.closed = true
@@ -404,20 +300,5 @@ export class Cluster {
 
   private open(): void {
     if (this.closed) throw new ClusterConfigError('the cluster client is closed')
-  }
-
-  /** Sorts server names into the blob's rendezvous order. */
-  private sortByRank(id: string, servers: string[]): void {
-    if (servers.length < 2) return
-    const order = this.pool.rank(id).map((m) => m.name)
-    servers.sort((a, b) => order.indexOf(a) - order.indexOf(b))
-  }
-
-  private idempotent<T>(m: Member, fn: (c: MemberClient) => Promise<T>): Promise<T> {
-    return retry(() => m.call(fn, true), {
-      ...IDEMPOTENT_RETRY,
-      retryable: (err) => classify(err) === 'fault' || (classify(err) === 'down' && m.up),
-      onRetry: () => this.pool.counters.retries++,
-    })
   }
 }
