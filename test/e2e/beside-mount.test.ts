@@ -5,11 +5,9 @@ import t from 'tap'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { runEdfs } from '../helpers/servers'
-import { daemonLog, fuseUnavailable, makeVolume, mountVolume, shell, waitFor } from './support'
+import { daemonLog, withFuse, makeVolume, mountVolume, shell, waitFor } from './support'
 
-const skip = fuseUnavailable()
-if (skip) t.pass(skip)
-else {
+withFuse(() => {
   t.test('put, mkdir, mv, rm and gc while mounted', async (t) => {
     const vol = await makeVolume(t)
     const m = await mountVolume(t, vol)
@@ -55,4 +53,4 @@ else {
     t.match(dry.stderr, /not available while .* is mounted/)
     t.equal((await m.umount()).code, 0)
   })
-}
+})

@@ -4,9 +4,7 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import * as path from 'node:path'
-import { attachConfig, fuseMountsUnder, fuseUnavailable, leftoverMounts, makeVolume, mountVolume, run, shell, tryMount, waitFor } from './support'
-
-const skip = fuseUnavailable()
+import { attachConfig, fuseMountsUnder, withFuse, leftoverMounts, makeVolume, mountVolume, run, shell, tryMount, waitFor } from './support'
 
 /** sha256 of `bytes` zero bytes, computed here by streaming. */
 function zeroHash(bytes: number): string {
@@ -20,10 +18,7 @@ function rate(dd: string): string {
   return /copied, [^,]+, (.+)$/m.exec(dd)?.[1] ?? '?'
 }
 
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('a 1 GiB file, a second writer, a reader elsewhere', async (t) => {
     const vol = await makeVolume(t)
     const m = await mountVolume(t, vol)
@@ -86,4 +81,4 @@ if (skip) {
   t.test('no mount is left behind', async (t) => {
     t.same(await leftoverMounts(), [], 'none of this file\'s mount points is in /proc/mounts')
   })
-}
+})

@@ -6,15 +6,11 @@ import path from 'node:path'
 import t from 'tap'
 import { runEdfs } from '../helpers/servers'
 import { bytesServed, servedSince } from '../cluster/support'
-import { fuseUnavailable, leftoverMounts, makeVolume, mountVolume, shell } from './support'
+import { withFuse, leftoverMounts, makeVolume, mountVolume, shell } from './support'
 
-const skip = fuseUnavailable()
 const SIZE = 6 * 1024 * 1024
 
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('a remounted volume reads from the disk cache', async (t) => {
     const vol = await makeVolume(t, { chunkSize: '1MiB' })
     const ok = async (script: string): Promise<string> => {
@@ -67,4 +63,4 @@ if (skip) {
   t.test('no mount is left behind', async (t) => {
     t.same(await leftoverMounts(), [], 'none of this file\'s mount points is in /proc/mounts')
   })
-}
+})

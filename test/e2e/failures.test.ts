@@ -8,15 +8,11 @@ import t from 'tap'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import { CMD_TIMEOUT, alive, daemonLog, fuseMountsUnder, fuseUnavailable, leftoverMounts, makeVolume, mountVolume, run, shell, sleep, waitFor } from './support'
+import { CMD_TIMEOUT, alive, daemonLog, fuseMountsUnder, withFuse, leftoverMounts, makeVolume, mountVolume, run, shell, sleep, waitFor } from './support'
 
 const REPO = path.resolve(__dirname, '../../..')
-const skip = fuseUnavailable()
 
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('a server and the daemon killed', async (t) => {
     const vol = await makeVolume(t, { chunkSize: '1MiB' })
     let m = await mountVolume(t, vol)
@@ -159,4 +155,4 @@ except OSError as e:
   t.test('no mount is left behind', async (t) => {
     t.same(await leftoverMounts(), [], 'none of this file\'s mount points is in /proc/mounts')
   })
-}
+})

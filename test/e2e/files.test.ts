@@ -6,10 +6,9 @@ import t from 'tap'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import { CMD_TIMEOUT, fuseMountsUnder, fuseUnavailable, leftoverMounts, makeVolume, mountVolume, run, shell, sleep } from './support'
+import { CMD_TIMEOUT, fuseMountsUnder, withFuse, leftoverMounts, makeVolume, mountVolume, run, shell, sleep } from './support'
 
 const REPO = path.resolve(__dirname, '../../..')
-const skip = fuseUnavailable()
 
 // pwrite at seeded random offsets, same sequence on every path given: python3 randwrite.py SEED PATH...
 const RANDWRITE = `
@@ -46,10 +45,7 @@ for i in range(3000):
     os.mkdir(os.path.join(d, 'd%05d' % i))
 `
 
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('programs on a mount over 4 servers', async (t) => {
     const vol = await makeVolume(t, { chunkSize: '1MiB' })
     const local = await mkdtemp(path.join(tmpdir(), 'edfs-e2e-local-'))
@@ -198,4 +194,4 @@ for p in ['${M}/t2', '${local}/t2.ref']:
   t.test('no mount is left behind', async (t) => {
     t.same(await leftoverMounts(), [], 'none of this file\'s mount points is in /proc/mounts')
   })
-}
+})

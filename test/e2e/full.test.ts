@@ -4,15 +4,11 @@
 import t from 'tap'
 import path from 'node:path'
 import { smallDisk } from '../helpers/small-disk'
-import { daemonLog, fuseUnavailable, makeVolume, mountVolume, shell, waitFor } from './support'
+import { daemonLog, withFuse, makeVolume, mountVolume, shell, waitFor } from './support'
 
-const skip = fuseUnavailable()
 const DISK_MIB = 24
 
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('full servers: ENOSPC fast, reads go on, delete + gc frees space', async (t) => {
     const disks = await Promise.all([0, 1, 2, 3].map(() => smallDisk(t, DISK_MIB)))
     const vol = await makeVolume(t, { chunkSize: '1MiB', dataDirs: disks.map((d) => path.join(d, 'data')) })
@@ -48,4 +44,4 @@ if (skip) {
     const u = await m.umount()
     t.equal(u.code, 0, `umount: ${u.stderr}`)
   })
-}
+})

@@ -6,13 +6,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { TEST_USER } from '../helpers/servers'
-import { fuseUnavailable, run, shell, waitFor } from './support'
+import { withFuse, run, shell, waitFor } from './support'
 
 const ROOT = path.resolve(__dirname, '../../..')
-const skip = fuseUnavailable()
 
-if (skip) t.pass(skip)
-else {
+withFuse(() => {
   t.test('npm install -g from the tarball', async (t) => {
     const dir = await mkdtemp(path.join(tmpdir(), 'edfs-install-'))
     const prefix = path.join(dir, 'prefix')
@@ -53,4 +51,4 @@ else {
     t.equal((await shell(`echo installed > ${mnt}/f && cat ${mnt}/f`)).stdout, 'installed\n')
     t.equal((await run(edfs, ['umount', mnt], { env, timeoutMs: 60_000 })).code, 0)
   })
-}
+})

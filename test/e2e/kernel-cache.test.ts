@@ -4,9 +4,7 @@
 // mount following the writer drops pages of a file the writer changed (auto_cache).
 import t from 'tap'
 import { runEdfs } from '../helpers/servers'
-import { attachConfig, fuseUnavailable, leftoverMounts, makeVolume, mountVolume, run, shell, sleep, waitFor } from './support'
-
-const skip = fuseUnavailable()
+import { attachConfig, withFuse, leftoverMounts, makeVolume, mountVolume, run, shell, sleep, waitFor } from './support'
 
 /** Bytes of `file` in the page cache (fincore). */
 async function resident(file: string): Promise<number> {
@@ -14,10 +12,7 @@ async function resident(file: string): Promise<number> {
   return Number(r.stdout.trim())
 }
 
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('page cache on the writer and on a follower', async (t) => {
     const vol = await makeVolume(t, { chunkSize: '1MiB' })
     const w = await mountVolume(t, vol)
@@ -64,4 +59,4 @@ if (skip) {
   t.test('no mount is left behind', async (t) => {
     t.same(await leftoverMounts(), [], 'none of this file\'s mount points is in /proc/mounts')
   })
-}
+})

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import http from 'node:http'
 import { ServerClient } from '../../src/cluster/server-client'
 import { TEST_USER, runEdfs, startServer, tmpDir } from '../helpers/servers'
-import { daemonLog, fuseUnavailable, makeVolume, mountVolume, shell, waitFor } from './support'
+import { daemonLog, withFuse, makeVolume, mountVolume, shell, waitFor } from './support'
 
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$/
 
@@ -60,9 +60,7 @@ t.test('server metrics', async (t) => {
   t.match(bad.stderr, /--metrics: not PORT or HOST:PORT: "nowhere"/)
 })
 
-const skip = fuseUnavailable()
-if (skip) t.pass(skip)
-else {
+withFuse(() => {
   t.test('mount daemon metrics', async (t) => {
     const vol = await makeVolume(t, { chunkSize: '1MiB' })
     const m = await mountVolume(t, vol, { metrics: '0' })
@@ -82,4 +80,4 @@ else {
     t.ok(metrics.has('edfs_mount_repair_queued_blobs'), 'repair is reported')
     t.equal((await m.umount()).code, 0)
   })
-}
+})

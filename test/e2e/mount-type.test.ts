@@ -8,13 +8,11 @@ import { access, chmod, copyFile, mkdir, mkdtemp, readFile, symlink, unlink, wri
 import path from 'node:path'
 import { daemonFiles } from '../../src/cli/daemon-files'
 import { EDFS_BIN, TEST_USER } from '../helpers/servers'
-import { fuseMountsUnder, fuseUnavailable, makeVolume, run, shell, waitFor } from './support'
+import { fuseMountsUnder, withFuse, makeVolume, run, shell, waitFor } from './support'
 
 const ROOT = path.resolve(__dirname, '../../..')
-const skip = fuseUnavailable()
 
-if (skip) t.pass(skip)
-else {
+withFuse(() => {
   t.test('mount -t fuse.edfs, fstab, umount', async (t) => {
     const vol = await makeVolume(t)
     const helper = '/sbin/mount.fuse.edfs'
@@ -58,7 +56,7 @@ else {
     t.match(nopw.stderr + nopw.stdout, /password_file=.*nope: ENOENT/)
     t.same(await fuseMountsUnder(mnt), [], 'nothing left mounted')
   })
-}
+})
 
 t.test('the systemd units pass systemd-analyze verify', async (t) => {
   const has = await run('systemd-analyze', ['--version'])

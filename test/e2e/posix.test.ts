@@ -5,9 +5,8 @@
 import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import { runEdfs } from '../helpers/servers'
-import { CMD_TIMEOUT, daemonLog, fuseUnavailable, leftoverMounts, makeVolume, mountVolume, run, type Sh } from './support'
+import { CMD_TIMEOUT, daemonLog, withFuse, leftoverMounts, makeVolume, mountVolume, run, type Sh } from './support'
 
-const skip = fuseUnavailable()
 const MAX = 2 ** 44 // MAX_FILE_SIZE
 const NOBODY = 65534
 
@@ -42,10 +41,7 @@ const srv = net.createServer((c) => c.on('data', (d) => { c.end('echo:' + d) }))
 srv.listen(p, () => { const c = net.connect(p, () => c.write('ping')); c.on('data', (d) => { console.log(String(d)); process.exit(0) }) });
 `
 
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('POSIX through the mount', async (t) => {
     const vol = await makeVolume(t, { chunkSize: '1MiB' })
     let m = await mountVolume(t, vol, { allowOther: true })
@@ -198,4 +194,4 @@ if (skip) {
   t.test('no mount is left behind', async (t) => {
     t.same(await leftoverMounts(), [], 'none of this file\'s mount points is in /proc/mounts')
   })
-}
+})

@@ -7,14 +7,9 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { runEdfs } from '../helpers/servers'
-import { alive, cleanupMount, fuseMountsUnder, fuseUnavailable, run, sleep, waitFor } from './support'
+import { alive, cleanupMount, fuseMountsUnder, withFuse, run, sleep, waitFor } from './support'
 
-const skip = fuseUnavailable()
-
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('edfs quickstart from a clean state', async (t) => {
     const home = await mkdtemp(path.join(tmpdir(), 'edfs-e2e-qs-'))
     const env = {
@@ -80,4 +75,4 @@ if (skip) {
     const left = (await fuseMountsUnder(tmpdir())).filter((p) => p.includes('edfs-e2e-qs-'))
     t.same(left, [], 'no quickstart mount in /proc/mounts')
   })
-}
+})

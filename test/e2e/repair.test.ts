@@ -6,9 +6,7 @@ import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { runEdfs, startServer } from '../helpers/servers'
-import { daemonLog, fuseUnavailable, makeVolume, mountVolume, shell, sleep, waitFor, type E2eVolume } from './support'
-
-const skip = fuseUnavailable()
+import { daemonLog, withFuse, makeVolume, mountVolume, shell, sleep, waitFor, type E2eVolume } from './support'
 
 /** The summary counts of `edfs fsck --verify`, and its exit code. */
 async function fsckVerify(vol: E2eVolume): Promise<{ code: number | null; text: string; healthy: boolean }> {
@@ -27,10 +25,7 @@ async function queued(vol: E2eVolume): Promise<number> {
   }
 }
 
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('background repair: a server lost during cp -r, and a daemon restart with repairs queued', async (t) => {
     const vol = await makeVolume(t, { chunkSize: '1MiB' })
     const src = path.join(vol.dir, 'src')
@@ -65,9 +60,9 @@ if (skip) {
     t.equal((await shell(`diff -r ${src} ${m.mnt}/a && diff -r ${src} ${m.mnt}/b`)).code, 0, 'both copies read back identical')
     t.equal((await m.umount()).code, 0)
   })
-}
+})
 
-if (!skip) {
+withFuse(() => {
   t.test('background repair: the full pass restores copies a server lost, with no command', async (t) => {
     const vol = await makeVolume(t, { chunkSize: '1MiB' })
     // A pass every ~2 s (0.0005 h) instead of daily.
@@ -85,9 +80,9 @@ if (!skip) {
     t.ok(healed, `the next full pass restored them (${await held()} copies back): ${(await fsckVerify(vol)).text}`)
     t.equal((await m.umount()).code, 0)
   })
-}
+})
 
-if (!skip) {
+withFuse(() => {
   t.test('a mount follows a change of the volume\'s servers and rebalances what it wrote', async (t) => {
     const vol = await makeVolume(t, { chunkSize: '1MiB' })
     const m = await mountVolume(t, vol, { repairPass: 0 })
@@ -104,4 +99,4 @@ if (!skip) {
     t.equal((await shell(`ls ${m.mnt} | wc -l`)).stdout.trim(), '12')
     t.equal((await m.umount()).code, 0)
   })
-}
+})

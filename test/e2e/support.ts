@@ -10,7 +10,7 @@ import * as path from 'node:path'
 import { TEST_USER, runEdfs, startServer, startServers, type RunResult, type RunningServer } from '../helpers/servers'
 import { fuseMountsUnder } from '../fuse/fixtures/harness'
 
-export { fuseMountsUnder, fuseUnavailable } from '../fuse/fixtures/harness'
+export { fuseMountsUnder, fuseUnavailable, withFuse } from '../fuse/fixtures/harness'
 export { TEST_USER }
 
 export interface Sh {

@@ -5,9 +5,7 @@
 // the servers' space back to the live data after overwrites.
 import t, { type Test } from 'tap'
 import { runEdfs } from '../helpers/servers'
-import { alive, fuseUnavailable, leftoverMounts, makeVolume, mountVolume, run, shell, sleep, waitFor, type E2eMount } from './support'
-
-const skip = fuseUnavailable()
+import { alive, withFuse, leftoverMounts, makeVolume, mountVolume, run, shell, sleep, waitFor, type E2eMount } from './support'
 
 async function kill9(t: Test, m: E2eMount): Promise<void> {
   t.ok(m.pid > 0, `daemon pid ${m.pid}`)
@@ -21,10 +19,7 @@ async function tree(dir: string): Promise<string> {
   return r.code === 0 ? r.stdout : `error: ${r.stderr}`
 }
 
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('write-back: sync, crash, interval, --sync-close', async (t) => {
     const vol = await makeVolume(t, { chunkSize: '1MiB' })
     let m = await mountVolume(t, vol, { commitInterval: 30 })
@@ -97,4 +92,4 @@ if (skip) {
   t.test('no mount is left behind', async (t) => {
     t.same(await leftoverMounts(), [], 'none of this file\'s mount points is in /proc/mounts')
   })
-}
+})

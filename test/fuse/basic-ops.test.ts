@@ -5,13 +5,9 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import { fuseUnavailable, leftoverMounts, sh, startMemoryMount } from './fixtures/harness'
+import { withFuse, leftoverMounts, sh, startMemoryMount } from './fixtures/harness'
 
-const skip = fuseUnavailable()
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('basic operations through the mount', async (t) => {
     const m = await startMemoryMount()
     t.teardown(() => m.stop())
@@ -73,4 +69,4 @@ if (skip) {
   t.test('no mount is left behind', async (t) => {
     t.same(await leftoverMounts(), [], 'none of this file\'s mount points is in /proc/mounts')
   })
-}
+})

@@ -3,13 +3,9 @@
 // receiving the right handle, the per-operation timeout, and new files owned by their creator.
 import t from 'tap'
 import { checkPatch } from '../../src/fuse/binding'
-import { fuseUnavailable, leftoverMounts, sh, startMemoryMount } from './fixtures/harness'
+import { withFuse, leftoverMounts, sh, startMemoryMount } from './fixtures/harness'
 
-const skip = fuseUnavailable()
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('the patched binding is installed', async (t) => {
     t.equal(checkPatch(), null, 'fuse-native carries the edfs patch in JS and in the native addon')
   })
@@ -127,4 +123,4 @@ if (skip) {
   t.test('no mount is left behind', async (t) => {
     t.same(await leftoverMounts(), [], 'none of this file\'s mount points is in /proc/mounts')
   })
-}
+})

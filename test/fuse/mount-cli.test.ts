@@ -8,13 +8,9 @@ import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { EDFS_BIN, NODE_FLAGS } from '../../src/cli/self'
 import { TEST_USER, runEdfs, startServers } from '../helpers/servers'
-import { fuseMountsUnder, fuseUnavailable, sh } from './fixtures/harness'
+import { fuseMountsUnder, withFuse, sh } from './fixtures/harness'
 
-const skip = fuseUnavailable()
-if (skip) {
-  t.comment(skip)
-  t.pass(skip)
-} else {
+withFuse(() => {
   t.test('edfs mount and umount', async (t) => {
     const dir = await mkdtemp(path.join(tmpdir(), 'edfs-mountcli-'))
     const mnt = path.join(dir, 'mnt')
@@ -105,4 +101,4 @@ if (skip) {
     t.notMatch(r.stderr, /^\s+at /m, 'one clear message, no stack trace')
     t.same(await fuseMountsUnder(dir), [], 'nothing left mounted')
   })
-}
+})
