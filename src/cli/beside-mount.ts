@@ -6,8 +6,7 @@ import { open } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import path from 'node:path'
 import { findFuseMount } from '../fuse/mount-points'
-import { FsError, LeaseHeldError } from '../volume'
-import type { Errno } from '../volume/fs-types'
+import { FsError, LeaseHeldError, type Errno } from '../volume'
 
 export interface LocalMount {
   /** The mount point. */

@@ -408,3 +408,8 @@ export class MetadataLog {
     }
   }
 }
+
+/** The newest volume head the servers hold (null: no volume there), e.g. to attach to a volume. */
+export function readVolumeHead(store: VolumeStore, keys: VolumeKeys): Promise<Head | null> {
+  return MetadataLog.latest(MetadataLog.headRecord(store, keys))
+}

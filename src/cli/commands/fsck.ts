@@ -2,7 +2,7 @@
 // has its copies on its home servers (with --verify: copies whose contents still hash to their id),
 // and restore, move and trim copies until it does.
 import { Command } from 'commander'
-import { fsckVolume } from '../../volume/fsck'
+import { fsckVolume } from '../../volume'
 import { UsageError } from '../errors'
 import { CommonOptions, warn, withCommonOptions, withVolume, writeStdout } from '../file-commands'
 

@@ -2,7 +2,7 @@
 // of overwritten or removed files, chunks of puts that never committed, replaced journal blobs and
 // checkpoint pieces) once older than the grace period. Holds the lease while it runs.
 import { Command } from 'commander'
-import { gcVolume } from '../../volume/gc'
+import { gcVolume } from '../../volume'
 import { UsageError } from '../errors'
 import { CommonOptions, warn, withCommonOptions, withVolume, writeStdout } from '../file-commands'
 import { formatSize } from '../../protocol'

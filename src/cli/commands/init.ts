@@ -5,8 +5,7 @@ import path from 'node:path'
 import { Command } from 'commander'
 import { DEFAULT_TIMEOUT_MS } from '../../cluster'
 import { createKeyFile, serializeKeyFile } from '../../crypto'
-import { Volume, readMembership } from '../../volume'
-import { MetadataLog } from '../../volume/metadata'
+import { Volume, readMembership, readVolumeHead } from '../../volume'
 import { ClientConfig, configPath, keyFilePath, memberArg, saveConfig, writePrivateFile } from '../config'
 import { UsageError } from '../errors'
 import { withDiscovered } from '../discover'
@@ -106,7 +105,7 @@ async function init(opts: InitOptions): Promise<void> {
         await cluster.setMembers(members.servers)
         config.servers = members.servers.map((s) => ({ url: s.url, id: s.id }))
       }
-      const head = await MetadataLog.latest(MetadataLog.headRecord(cluster, keys))
+      const head = await readVolumeHead(cluster, keys)
       if (!head) throw new UsageError('the servers hold a key file but no volume head: the volume is damaged (see `edfs status`)')
       Object.assign(config, { volumeId: head.volumeId, chunkSize: head.chunkSize, replicas: head.replicas })
       process.stdout.write(`attached to volume ${head.volumeId} (replicas ${head.replicas}, chunk size ${head.chunkSize} bytes)\n`)
