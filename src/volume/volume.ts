@@ -15,7 +15,7 @@ import { referencedBlobs } from './gc'
 import { GroupCommit } from './group-commit'
 import { HandleTable } from './handles'
 import { Lease } from './lease'
-import { HeadMovedError, MetadataLog } from './metadata'
+import { HeadMovedError, MetadataError, MetadataLog } from './metadata'
 import { ChunkRef, Entry, Inode, Namespace, chunksEntry, refBlobs } from './namespace'
 import { MAX_NAME_BYTES } from './paths'
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs'
@@ -141,6 +141,11 @@ export class Volume implements FileSystem {
     const lease = opts.readOnly ? null : await Lease.acquire(store, keys, opts.holder)
     try {
       const { log, ns, truncatedAt } = await MetadataLog.load(store, keys, { tolerateBrokenJournal: opts.readOnly })
+      // The head decides how many copies the volume keeps: a store configured otherwise would write
+      // chunks with too few copies (or misplace them for fsck), so it is refused, saying how to fix it.
+      if (log.head.replicas !== store.replicas) {
+        throw new MetadataError(`the volume keeps ${log.head.replicas} copies of each chunk, but this client is set to ${store.replicas}: set "replicas": ${log.head.replicas} in the config (edfs init writes it)`)
+      }
       if (truncatedAt) opts.log?.(`warning: ${truncatedAt.message}; showing the volume as of the last readable commit`)
       // A volume of format 1 has no inode numbers: the writer numbers its inodes and checkpoints at
       // once, so that every later load (and every reader) sees the same numbers.

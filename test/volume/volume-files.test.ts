@@ -469,3 +469,16 @@ t.test('a writer that dies leaves the volume readable at its last commit', async
   t.equal(await codeOf(ro.getattr('/lost')), 'ENOENT', 'an uncommitted create is not visible')
   await ro.close()
 })
+
+t.test('the head decides R: a store configured for another number of copies is refused, saying how to fix it', async (t) => {
+  const store = new MemoryStore(2, 4)
+  const keys = deriveVolumeKeys(randomBytes(32))
+  await Volume.create(store, keys, { volumeId: 'r2', chunkSize: C, replicas: 2, uid: 0, gid: 0 })
+  const three = Object.assign(Object.create(store) as MemoryStore, { replicas: 3 })
+  for (const readOnly of [false, true]) {
+    await t.rejects(Volume.open(three, keys, { readOnly }), /keeps 2 copies of each chunk, but this client is set to 3: set "replicas": 2 in the config/, readOnly ? 'read-only too' : 'for writing')
+  }
+  const v = await Volume.open(store, keys, { readOnly: false })
+  t.pass('the refused writer gave the lease back: the right store opens at once')
+  await v.close()
+})
