@@ -97,6 +97,8 @@ export interface FileSnapshot {
   version: number
   /** The smallest size since the last snapshot: committed chunks at or past it are gone. */
   minSize: number
+  /** FileState.truncations when frozen: the cuts up to it are recorded once this snapshot commits. */
+  truncations: number
   /** Chunk index -> its ref as of the freeze (null: the upload failed). */
   refs: Promise<Map<number, ChunkRef | null>>
 }
@@ -125,6 +127,13 @@ export class FileState {
   readonly uploaded = new Map<number, ChunkRef>()
   /** The last upload failure, reported by the commit that needed the chunk. */
   error: Error | null = null
+  /** Truncates so far, numbered; each cut below stays pending until a snapshot taken after it commits. */
+  truncations = 0
+  /**
+   * Truncates not yet committed: committed chunks from `fromChunk` on are void, whatever the
+   * namespace still says (a commit frozen before the truncate may land after it and record them).
+   */
+  readonly pendingCuts: { seq: number; fromChunk: number }[] = []
   /** The file lost its last name and handle: nothing it buffered is ever stored or committed. */
   discarded = false
   readonly fileId: Buffer
@@ -152,7 +161,10 @@ export class FileState {
   }
 
   ref(index: number): ChunkRef | null {
-    return this.uploaded.get(index) ?? this.node.chunks!.get(index) ?? null
+    const uploaded = this.uploaded.get(index)
+    if (uploaded) return uploaded
+    if (this.pendingCuts.some((c) => index >= c.fromChunk)) return null
+    return this.node.chunks!.get(index) ?? null
   }
 
   get busy(): boolean {
@@ -278,7 +290,7 @@ export class FileData {
     const waiting = [...f.uploads].map(([i, upload]) => upload.then((ref) => void refs.set(i, ref)))
     if (waiting.length > 0) this.packer.flushSoon() // small chunks among them wait in a pack
     const snap: FileSnapshot = {
-      state: f, size: f.size, mtimeMs: f.mtimeMs, version: f.version, minSize: f.minSize,
+      state: f, size: f.size, mtimeMs: f.mtimeMs, version: f.version, minSize: f.minSize, truncations: f.truncations,
       refs: Promise.all(waiting).then(() => refs),
     }
     f.minSize = f.size
@@ -295,6 +307,7 @@ export class FileData {
     for (const dc of f.dirty.values()) this.memory.give(dc.held)
     f.dirty.clear()
     f.uploaded.clear()
+    f.pendingCuts.length = 0
     this.holders.delete(f)
   }
 
@@ -309,6 +322,7 @@ export class FileData {
   committed(snap: FileSnapshot, recorded: Map<number, ChunkRef | null>): void {
     const f = snap.state
     for (const [i, ref] of recorded) if (f.uploaded.get(i) === ref) f.uploaded.delete(i)
+    for (let k = f.pendingCuts.length - 1; k >= 0; k--) if (f.pendingCuts[k]!.seq <= snap.truncations) f.pendingCuts.splice(k, 1)
     if (f.version === snap.version) f.changed = false
   }
 
@@ -328,6 +342,7 @@ export class FileData {
     const tail = Math.floor(size / this.C)
     const ref = size % this.C !== 0 && !f.dirty.has(tail) ? f.ref(tail) : null
     if (ref && ref.len > size - tail * this.C) f.uploaded.set(tail, cutRef(ref, size - tail * this.C))
+    f.pendingCuts.push({ seq: ++f.truncations, fromChunk: count })
     f.size = size
     f.minSize = Math.min(f.minSize, size)
     f.touch()

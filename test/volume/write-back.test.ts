@@ -182,3 +182,35 @@ t.test('ctime is the time of the change, not of its commit; a future mtime does 
   t.equal((await ro.getattr('/f')).mtimeMs, future, 'the mtime set by utimens is committed')
   await ro.close()
 })
+
+t.test('a truncate during a commit of the old contents: the cut chunks never come back', async (t) => {
+  const { store, keys } = await newVolume()
+  const v = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 60_000 })
+  const data = randomBytes(4 * C)
+  await writeWhole(v, '/f', data)
+  // Hold the commit of the old contents at its head write, so that it lands after the truncate.
+  const cas = store.casRecord.bind(store)
+  let release!: () => void
+  const gate = new Promise<void>((r) => (release = r))
+  let held!: () => void
+  const reached = new Promise<void>((r) => (held = r))
+  store.casRecord = async (...args: Parameters<MemoryStore['casRecord']>) => {
+    held()
+    await gate
+    return cas(...args)
+  }
+  const committing = v.commit()
+  await reached
+  await v.truncate('/f', 1000)
+  release()
+  await committing
+  store.casRecord = cas
+  await v.truncate('/f', 3 * C - 100)
+  const expected = Buffer.concat([data.subarray(0, 1000), Buffer.alloc(3 * C - 100 - 1000)])
+  t.ok((await readAll(v, '/f')).equals(expected), 'read back: the first 1000 bytes, then zeros')
+  await v.sync()
+  await v.close()
+  const again = await Volume.open(store, keys, { readOnly: true })
+  t.teardown(() => again.close())
+  t.ok((await readAll(again, '/f')).equals(expected), 'and so it was committed')
+})
