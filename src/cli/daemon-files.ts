@@ -3,9 +3,10 @@
 // is not its parent, so the daemon writes whether its last flush and commit succeeded to a status
 // file that umount reads once the process is gone.
 import { createHash } from 'node:crypto'
-import { readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises'
+import { readFile, readdir, unlink } from 'node:fs/promises'
 import * as path from 'node:path'
 import { z } from 'zod'
+import { writePrivateFile } from './config'
 import { stateDir } from './state-dir'
 
 export interface DaemonFiles {
@@ -85,9 +86,7 @@ export type StopStatus = z.infer<typeof StopStatus>
 
 /** Written by the daemon as its last act (atomically: a reader never sees half of it). */
 export async function writeStopStatus(file: string, status: StopStatus): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`
-  await writeFile(tmp, `${JSON.stringify(status)}\n`, { mode: 0o600 })
-  await rename(tmp, file)
+  await writePrivateFile(file, `${JSON.stringify(status)}\n`)
 }
 
 /** The stop status daemon `pid` wrote, or null when it wrote none (it was killed or crashed). */

@@ -14,7 +14,6 @@ function neg(name: string, linux: number): number {
 /** The errno values the adapter answers with itself. */
 export const ERRNO = {
   EIO: neg('EIO', 5),
-  EROFS: neg('EROFS', 30),
   EMFILE: neg('EMFILE', 24),
 } as const
 

@@ -29,11 +29,15 @@ export function chownIds(current: { uid: number; gid: number }, uid: number, gid
   return { uid: isUnchangedId(uid) ? current.uid : uid, gid: isUnchangedId(gid) ? current.gid : gid }
 }
 
-/** The times after utimens(atime, mtime): null (UTIME_OMIT) keeps the current one. */
+/**
+ * The times after utimens(atime, mtime): null (UTIME_OMIT) keeps the current one. Both null: null,
+ * nothing changes (not even ctime).
+ */
 export function utimensTimes(
   current: { atimeMs: number; mtimeMs: number },
   atimeMs: number | null,
   mtimeMs: number | null,
-): { atimeMs: number; mtimeMs: number } {
+): { atimeMs: number; mtimeMs: number } | null {
+  if (atimeMs === null && mtimeMs === null) return null
   return { atimeMs: atimeMs ?? current.atimeMs, mtimeMs: mtimeMs ?? current.mtimeMs }
 }

@@ -264,7 +264,7 @@ export class Volume implements FileSystem {
 
   async mkdir(path: string, mode: number, uid: number, gid: number): Promise<void> {
     this.writable()
-    const a = this.newEntryAttrs(path, mode & 0o7777, uid, gid, true)
+    const a = this.newEntryAt(path, mode & 0o7777, uid, gid, true)
     this.ns.add(path, this.ns.makeInode('dir', a.mode, a.uid, a.gid))
     this.scheduleCommit()
   }
@@ -298,7 +298,7 @@ export class Volume implements FileSystem {
   async mknod(path: string, mode: number, rdev: number, uid: number, gid: number): Promise<void> {
     this.writable()
     const type = mode & S_IFMT
-    const a = this.newEntryAttrs(path, mode, uid, gid, false)
+    const a = this.newEntryAt(path, mode, uid, gid, false)
     if (type === 0 || type === S_IFREG) {
       this.ns.add(path, this.ns.makeInode('file', a.mode, a.uid, a.gid))
       this.scheduleCommit()
@@ -315,7 +315,7 @@ export class Volume implements FileSystem {
     const bytes = Buffer.byteLength(target)
     if (bytes === 0) throw new FsError('ENOENT', `symlink: empty target for ${path}`)
     if (bytes > MAX_SYMLINK_BYTES) throw new FsError('ENAMETOOLONG', `symlink target of ${bytes} bytes (at most ${MAX_SYMLINK_BYTES}): ${path}`)
-    const a = this.newEntryAttrs(path, 0o777, uid, gid, false)
+    const a = this.newEntryAt(path, 0o777, uid, gid, false)
     this.ns.add(path, this.ns.makeInode('symlink', a.mode, a.uid, a.gid, { target, size: bytes }))
     this.scheduleCommit()
   }
@@ -337,8 +337,9 @@ export class Volume implements FileSystem {
   async utimens(path: string, atime: number | null, mtime: number | null): Promise<void> {
     this.writable()
     const node = this.ns.resolve(path)
-    if (atime === null && mtime === null) return // both UTIME_OMIT: nothing changes, not even ctime
-    const { atimeMs, mtimeMs } = utimensTimes(this.attrOf(node), atime, mtime)
+    const times = utimensTimes(this.attrOf(node), atime, mtime)
+    if (!times) return
+    const { atimeMs, mtimeMs } = times
     const state = this.states.get(node.id)
     if (state) state.mtimeMs = mtimeMs
     this.ns.setAttrs(node, { atimeMs, mtimeMs, ctimeMs: Date.now() })
@@ -633,7 +634,7 @@ export class Volume implements FileSystem {
   }
 
   /** What a new entry at `path` gets, made by uid/gid (posix-attrs.ts: a setgid directory's group). */
-  private newEntryAttrs(path: string, mode: number, uid: number, gid: number, isDir: boolean): { mode: number; uid: number; gid: number } {
+  private newEntryAt(path: string, mode: number, uid: number, gid: number, isDir: boolean): { mode: number; uid: number; gid: number } {
     return newEntryAttrs(this.ns.resolveParent(path).dir, { uid, gid }, mode, isDir)
   }
 
