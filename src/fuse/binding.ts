@@ -16,12 +16,14 @@
 // - Patch level 3: `useIno` (st_ino is the file system's own, 64-bit: the high word rides in a
 //   19th slot of the stat array), utimens also when only one time changes (flag_utime_omit_ok), a
 //   fallocate operation, getxattr/listxattr answer ERANGE when the caller's buffer is too small, and
-//   xattr names outside user.* are answered on the FUSE thread (ENODATA, EOPNOTSUPP to set) without
+//   xattr names outside user.* are answered on the FUSE thread (EOPNOTSUPP since level 6) without
 //   reaching JS: the kernel asks for security.capability on every write.
 // - readdir may pass a stat per name (ino and mode), which libfuse turns into d_ino and d_type.
 // - Patch level 4: an OPEN of a name of a hard-linked file drops the kernel's cached pages even
 //   with kernel_cache (each name has pages of its own, which writes through another name leave stale).
 // - Patch level 5: readdir gets the offset and the directory handle, and may answer one page.
+// - Patch level 6: xattr names outside user.* are EOPNOTSUPP for reads and removals too (they were
+//   ENODATA): ls -l then stops asking for security.selinux and ACLs after one file.
 import * as path from 'node:path'
 import { prepareMountPoint } from './mount-points'
 
@@ -32,7 +34,7 @@ export interface FuseCaller {
 }
 
 /** Patch level the code below relies on (Fuse.EDFS_PATCH and the addon's edfs_patch). */
-export const REQUIRED_PATCH = 5
+export const REQUIRED_PATCH = 6
 
 export interface FuseStat {
   mode: number

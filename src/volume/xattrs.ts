@@ -10,10 +10,17 @@ import type { Inode, Namespace } from './namespace'
 
 const USER_PREFIX = 'user.'
 
-/** Only user.* names are kept: setting another is EOPNOTSUPP, reading or removing one ENODATA (as the mount answers). */
+/**
+ * Only user.* names are kept. Another namespace is EOPNOTSUPP whatever the call (the kernel's answer
+ * for a prefix a file system has no handler for; the mount's binding answers the same without
+ * reaching JS), which ls -l and getfacl take as "not supported here" and stop asking per file.
+ * The bare prefix `user.` is never stored: setting it is EOPNOTSUPP, reading or removing ENODATA.
+ */
 function checkName(name: string, setting = false): void {
-  if (!name.startsWith(USER_PREFIX) || name.length === USER_PREFIX.length) {
-    if (setting) throw new FsError('EOPNOTSUPP', `only user.* extended attributes are supported: ${JSON.stringify(name)}`)
+  const unsupported = () => new FsError('EOPNOTSUPP', `only user.* extended attributes are supported: ${JSON.stringify(name)}`)
+  if (!name.startsWith(USER_PREFIX)) throw unsupported()
+  if (name.length === USER_PREFIX.length) {
+    if (setting) throw unsupported()
     throw new FsError('ENODATA', `no such extended attribute: ${JSON.stringify(name)}`)
   }
   if (Buffer.byteLength(name) > XATTR_NAME_MAX) throw new FsError('ERANGE', `extended attribute name longer than ${XATTR_NAME_MAX} bytes`)

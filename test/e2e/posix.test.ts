@@ -141,6 +141,9 @@ withFuse(() => {
       await fails(`setfattr -n user.${'n'.repeat(251)} -v 1 ${U}/xa`, /Numerical result out of range/, true)
       await fails(`setfattr -n security.test -v 1 ${U}/xa`, /Operation not supported/)
       await fails(`setfattr -n trusted.test -v 1 ${U}/xa`, /Operation not supported/)
+      // Reads of other namespaces are EOPNOTSUPP too (not ENODATA): ls -l stops asking per file.
+      await fails(`getfattr -n security.selinux ${U}/xa`, /Operation not supported/, true)
+      t.equal(await ok(`python3 -c "${GETXATTR_SMALL.trim().replace(/"/g, '\\"').replace(/\n/g, '; ')}" ${U}/xa system.posix_acl_access`, true), '-95', 'a POSIX ACL read is EOPNOTSUPP')
       await fails(`setfattr -n user.mine -v 1 ${M}/null`, /Operation not permitted/) // user.* only on files and directories
       await ok(`echo root > ${M}/rootfile && chmod 644 ${M}/rootfile`)
       await fails(`setfattr -n user.x -v 1 ${M}/rootfile`, /Permission denied/, true)
