@@ -2,14 +2,11 @@
 // operations' delegation (chown -1 and utimens null reach the file system as they are; read-only
 // answers come from it; bad handles). The POSIX rules themselves: test/volume/posix.test.ts.
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
-import { deriveVolumeKeys } from '../../src/crypto'
 import { createFuseOps, toFuseStat, toFuseStatfs } from '../../src/fuse/adapter'
 import { buildFuseOptions, type FuseOps } from '../../src/fuse/binding'
 import { ERRNO, errnoOf, toErrno } from '../../src/fuse/errno'
 import { FsError, type FileSystem } from '../../src/volume/fs-types'
-import { Volume } from '../../src/volume/volume'
-import { MemoryStore } from '../volume/fixtures/memory-store'
+import { newVolume } from '../volume/fixtures/new-volume'
 import { MemoryFs } from './fixtures/memory-fs'
 
 t.test('errno mapping', async (t) => {
@@ -109,10 +106,8 @@ t.test('operations', async (t) => {
 })
 
 t.test('readdir pages: every name once, as libfuse asks from the last offset; names removed meanwhile are skipped', async (t) => {
-  const store = new MemoryStore()
-  const keys = deriveVolumeKeys(randomBytes(32))
-  await Volume.create(store, keys, { volumeId: 'pages', chunkSize: 1 << 20, replicas: 2, uid: 0, gid: 0 })
-  const volume = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 60_000 })
+  const { open } = await newVolume({ volumeId: 'pages', chunkSize: 1 << 20 })
+  const volume = await open(false, { commitDelayMs: 60_000 })
   t.teardown(() => volume.close())
   const ops = createFuseOps(volume, { log: () => {}, owner: { uid: 0, gid: 0 } }) as Required<FuseOps>
   await call((cb) => ops.mkdir('/big', 0o755, cb))

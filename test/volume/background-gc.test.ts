@@ -3,20 +3,16 @@
 // committed, and metadata blobs stay; the first pass only marks.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { deriveVolumeKeys } from '../../src/crypto'
-import { Volume } from '../../src/volume/volume'
 import { readAll, writeWhole } from './fixtures/file-io'
-import { MemoryStore } from './fixtures/memory-store'
+import { newVolume } from './fixtures/new-volume'
 
 const C = 64 * 1024
 const GRACE = 1000
 const HOLD = 2000
 
 t.test('overwritten chunks are collected in the background; live and uncommitted ones are kept', async (t) => {
-  const store = new MemoryStore()
-  const keys = deriveVolumeKeys(randomBytes(32))
-  await Volume.create(store, keys, { volumeId: 'gc', chunkSize: C, replicas: 2, uid: 0, gid: 0 })
-  const v = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 60_000, backgroundGc: { intervalMs: 3_600_000, graceMs: GRACE, holdMs: HOLD } })
+  const { store, open } = await newVolume({ volumeId: 'gc' })
+  const v = await open(false, { commitDelayMs: 60_000, backgroundGc: { intervalMs: 3_600_000, graceMs: GRACE, holdMs: HOLD } })
   const ids = () => new Set(store.blobs.keys())
   const empty = ids()
   const first = randomBytes(3 * C)
@@ -48,7 +44,7 @@ t.test('overwritten chunks are collected in the background; live and uncommitted
   await v.sync()
   t.same(await readAll(v, '/b'), third, 'the file that was not yet committed during the passes is whole')
   await v.close()
-  const again = await Volume.open(store, keys, { readOnly: true })
+  const again = await open(true)
   t.same(await readAll(again, '/a'), second, 'after a reload from the servers')
   t.same(await readAll(again, '/b'), third)
   await again.close()

@@ -1,18 +1,13 @@
 // The FileSystem conformance suite (test/helpers/fs-conformance.ts) against the volume over the
 // in-memory store, without a mount; test/e2e/conformance.test.ts runs it through one.
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
-import { deriveVolumeKeys } from '../../src/crypto'
-import { Volume } from '../../src/volume/volume'
 import { fsConformance, type FsUnderTest } from '../helpers/fs-conformance'
 import { readAll, writeWhole } from './fixtures/file-io'
-import { MemoryStore } from './fixtures/memory-store'
+import { newVolume } from './fixtures/new-volume'
 
 t.test('the volume over the in-memory store', async (t) => {
-  const store = new MemoryStore()
-  const keys = deriveVolumeKeys(randomBytes(32))
-  await Volume.create(store, keys, { volumeId: 'conformance', chunkSize: 64 * 1024, replicas: 2, uid: 0, gid: 0 })
-  const v = await Volume.open(store, keys, { readOnly: false, commitDelayMs: 5 })
+  const { open } = await newVolume({ volumeId: 'conformance' })
+  const v = await open()
   t.teardown(() => v.close())
   const fs: FsUnderTest = {
     mkdir: (p, mode) => v.mkdir(p, mode, 0, 0),

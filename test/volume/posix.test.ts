@@ -3,24 +3,14 @@
 // extended attributes and their limits, fallocate, symlink targets, inode numbers in readdir, the
 // directory size bound — and that all of it survives a reload from the journal and a checkpoint.
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
-import { deriveVolumeKeys } from '../../src/crypto'
 import {
   FALLOC_FL_KEEP_SIZE, MAX_FILE_SIZE, O_RDONLY, O_RDWR, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG, S_IFSOCK,
   XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX, XATTR_TOTAL_MAX,
 } from '../../src/volume/fs-types'
 import { Volume } from '../../src/volume/volume'
-import { MemoryStore } from './fixtures/memory-store'
+import { TEST_CHUNK as C, newVolume as newTestVolume } from './fixtures/new-volume'
 
-const C = 64 * 1024
-
-async function newVolume() {
-  const store = new MemoryStore()
-  const keys = deriveVolumeKeys(randomBytes(32))
-  await Volume.create(store, keys, { volumeId: 'posix', chunkSize: C, replicas: 2, uid: 0, gid: 0 })
-  const open = (readOnly = false) => Volume.open(store, keys, { readOnly, commitDelayMs: 5 })
-  return { store, open }
-}
+const newVolume = () => newTestVolume({ volumeId: 'posix' })
 
 
 t.test('sizes past the largest file size are EFBIG; a write across it is cut short', async (t) => {

@@ -4,7 +4,6 @@
 // lost cache and a reopen.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { deriveVolumeKeys } from '../../src/crypto'
 import { ChunkRef, SlicedRef, isSlicedRef } from '../../src/volume/chunk-refs'
 import { MAX_SLICES, planUpload } from '../../src/volume/file-data'
 import { O_RDWR } from '../../src/volume/fs-types'
@@ -12,6 +11,7 @@ import { Namespace } from '../../src/volume/namespace'
 import { Volume } from '../../src/volume/volume'
 import { readAll, writeWhole } from './fixtures/file-io'
 import { MemoryStore } from './fixtures/memory-store'
+import { newVolume as newTestVolume } from './fixtures/new-volume'
 
 const C = 256 * 1024
 
@@ -28,13 +28,7 @@ function prng(seed: number): () => number {
   }
 }
 
-async function newVolume() {
-  const store = new MemoryStore()
-  const keys = deriveVolumeKeys(randomBytes(32))
-  await Volume.create(store, keys, { volumeId: 'sl', chunkSize: C, replicas: 2, uid: 0, gid: 0 })
-  const open = (readOnly = false, extra: object = {}) => Volume.open(store, keys, { readOnly, commitDelayMs: 5, ...extra })
-  return { store, open }
-}
+const newVolume = () => newTestVolume({ volumeId: 'sl', chunkSize: C })
 
 /** Bytes the store was asked to keep (blobs and records) from now on. */
 function countUploads(store: MemoryStore): () => number {

@@ -4,20 +4,13 @@
 // whole — never a later change without an earlier one, never a torn file.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { deriveVolumeKeys } from '../../src/crypto'
 import { O_WRONLY } from '../../src/volume/fs-types'
 import { Volume } from '../../src/volume/volume'
 import { readAll, writeWhole } from './fixtures/file-io'
 import { MemoryStore } from './fixtures/memory-store'
+import { TEST_CHUNK as C, newVolume as newTestVolume } from './fixtures/new-volume'
 
-const C = 64 * 1024
-
-async function newVolume() {
-  const store = new MemoryStore()
-  const keys = deriveVolumeKeys(randomBytes(32))
-  await Volume.create(store, keys, { volumeId: 'wb', chunkSize: C, replicas: 2, uid: 0, gid: 0 })
-  return { store, keys }
-}
+const newVolume = () => newTestVolume({ volumeId: 'wb' })
 
 /** What the servers hold right now, as another store: the state a crash would leave. */
 function snapshot(store: MemoryStore): MemoryStore {
