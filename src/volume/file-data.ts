@@ -109,7 +109,8 @@ export interface FileSnapshot {
  * ref kept here) -> committed (the ref in the namespace, recorded by a commit from a snapshot).
  */
 export class FileState {
-  handles = 0
+  /** Open handles of the file (the volume's handle table holds them; this counts them). */
+  private handleCount = 0
   size: number
   mtimeMs: number
   /** Whether the file changed since the last snapshot a commit recorded. */
@@ -169,6 +170,35 @@ export class FileState {
 
   get busy(): boolean {
     return this.dirty.size > 0 || this.uploads.size > 0
+  }
+
+  /** Whether a commit has something of this file to record (data or attributes). */
+  get pendingCommit(): boolean {
+    return !this.discarded && (this.changed || this.busy || this.uploaded.size > 0)
+  }
+
+  get open(): boolean {
+    return this.handleCount > 0
+  }
+
+  opened(): void {
+    this.handleCount++
+  }
+
+  /** One handle less; true when it was the last. */
+  closed(): boolean {
+    this.handleCount--
+    return this.handleCount === 0
+  }
+
+  /** utimens of an open file: the namespace records the time, the open file's copy follows it. */
+  setMtime(mtimeMs: number): void {
+    this.mtimeMs = mtimeMs
+  }
+
+  /** Settles once every upload under way ended, stored or failed. */
+  uploadsSettled(): Promise<unknown> {
+    return Promise.allSettled([...this.uploads.values()])
   }
 }
 

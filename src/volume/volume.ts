@@ -341,7 +341,7 @@ export class Volume implements FileSystem {
     if (!times) return
     const { atimeMs, mtimeMs } = times
     const state = this.states.get(node.id)
-    if (state) state.mtimeMs = mtimeMs
+    state?.setMtime(mtimeMs)
     this.ns.setAttrs(node, { atimeMs, mtimeMs, ctimeMs: Date.now() })
     this.scheduleCommit()
   }
@@ -465,8 +465,7 @@ export class Volume implements FileSystem {
     const h = this.handle(fh)
     this.handles.delete(fh)
     const state = h.state
-    state.handles--
-    if (state.handles > 0) return
+    if (!state.closed()) return
     if (state.node.nlink <= 0) return this.forget(state.node) // the last handle of a deleted file: its data goes with it
     if (state.busy || state.changed) await this.closeWrites(state).catch((err) => this.opts.log?.(`release: ${(err as Error).message}`))
     this.dropIdle(state)
@@ -520,7 +519,7 @@ export class Volume implements FileSystem {
 
   /** A file state no handle uses and with nothing left to commit is dropped (and the inode, if unlinked). */
   private dropIdle(state: FileState): void {
-    if (state.handles > 0 || state.busy || state.changed || this.states.get(state.node.id) !== state) return
+    if (state.open || state.busy || state.changed || this.states.get(state.node.id) !== state) return
     this.states.delete(state.node.id)
     this.forget(state.node)
   }
@@ -539,7 +538,7 @@ export class Volume implements FileSystem {
     this.commitTimer = null
     const entries = this.ns.takePending()
     const frozen = [...this.states.values()]
-      .filter((s) => !s.discarded && (s.changed || s.busy || s.uploaded.size > 0))
+      .filter((s) => s.pendingCommit)
       .map((s) => ({ snap: this.data.snapshot(s), attrs: this.ns.attrsEntry(s.node, { mtimeMs: s.mtimeMs, ctimeMs: ctimeOf(s) }) }))
     if (entries.length === 0 && frozen.length === 0) return
     let refs: Map<number, ChunkRef | null>[]
@@ -674,7 +673,7 @@ export class Volume implements FileSystem {
 
   private addHandle(node: Inode, flags: number): number {
     const state = this.stateOf(node)
-    state.handles++
+    state.opened()
     return this.handles.add({ state, writable: (flags & O_ACCMODE) !== O_RDONLY, lastEnd: 0 })
   }
 
@@ -696,10 +695,10 @@ export class Volume implements FileSystem {
     if (node.nlink > 0 || this.ns.get(node.id) !== node) return
     const state = this.states.get(node.id)
     if (!state) return this.ns.drop(node)
-    if (state.handles > 0 || state.discarded) return
+    if (state.open || state.discarded) return
     this.data.discard(state)
     // Uploads under way finish first (a commit may be waiting for them); then the state goes.
-    void Promise.allSettled([...state.uploads.values()]).then(() => this.dropIdle(state))
+    void state.uploadsSettled().then(() => this.dropIdle(state))
   }
 }
 
