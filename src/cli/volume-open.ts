@@ -1,16 +1,19 @@
-// From a config file and a password to a connected cluster, the volume's keys, and an open volume.
+// From a config file and a password to a connected cluster, the volume's keys, and an open volume:
+// what is this machine's (the config file, the local copy of the key file, the state directory,
+// messages that name the CLI's flags) around what is the volume's (src/volume: key files,
+// unlocking, the server list, the Volume).
 import { readFile } from 'node:fs/promises'
 import { Cluster, ClusterConnectError, memberUrl } from '../cluster'
-import { KeyFile, VolumeKeys, WrongPassphraseError, deriveVolumeKeys, parseKeyFile, serializeKeyFile, unwrapMasterKey } from '../crypto'
+import { VolumeKeys, parseKeyFile, serializeKeyFile } from '../crypto'
 import { ServerError } from '../protocol'
-import { BackgroundRepairOptions, DegradedTracker, DiskCache, RepairQueue, Volume, VolumeOptions, VolumeStore, readMembership } from '../volume'
+import {
+  BackgroundRepairOptions, DegradedTracker, DiskCache, RepairQueue, Volume, VolumeOptions, VolumeStore, NoVolumeError, WrongPasswordError,
+  fetchKeyFiles, readMembership, unlock, unlockAny,
+} from '../volume'
 import { ClientConfig, configPath, keyFilePath, loadConfig, saveConfig, writePrivateFile } from './config'
 import { UsageError } from './errors'
 import { diskCacheDir, repairQueueFile } from './state-dir'
 import { formatSize } from '../protocol'
-
-/** The key file's record name on the servers (readable before the volume's keys are known). */
-export const KEYFILE_RECORD = 'keyfile'
 
 export interface Session {
   configFile: string
@@ -36,57 +39,6 @@ export async function connect(config: ClientConfig, password: string, log?: (lin
     })
   } catch (err) {
     throw explainAuth(err, config.user, config.ca)
-  }
-}
-
-/** The key file wrapped for the next password while `edfs passwd` changes it (both open the volume). */
-export const KEYFILE_NEXT_RECORD = 'keyfile-next'
-
-/** The distinct key files the servers hold (normally one); a copy that does not parse is skipped. */
-export async function fetchKeyFiles(cluster: Cluster): Promise<KeyFile[]> {
-  const seen = new Map<string, KeyFile>()
-  const copies = (await Promise.all([KEYFILE_RECORD, KEYFILE_NEXT_RECORD].map((r) => cluster.readRecordEverywhere(r)))).flat()
-  for (const copy of copies) {
-    if (!copy.value) continue
-    try {
-      const kf = parseKeyFile(copy.value)
-      seen.set(JSON.stringify(kf), kf)
-    } catch {
-      // A damaged or foreign copy must not stop the others from opening the volume.
-    }
-  }
-  return [...seen.values()]
-}
-
-/**
- * Opens the first key file the password unwraps: a server serving a bogus copy cannot block the
- * volume while another server holds the real one.
- */
-export async function unlockAny(keyFiles: KeyFile[], password: string): Promise<{ keyFile: KeyFile; keys: VolumeKeys }> {
-  let last: unknown
-  for (const keyFile of keyFiles) {
-    try {
-      return { keyFile, keys: await unlock(keyFile, password) }
-    } catch (err) {
-      last = err
-    }
-  }
-  throw last ?? new UsageError('the servers hold no volume for this user: run `edfs init` first')
-}
-
-/** The password does not open this key file. */
-export class WrongPasswordError extends UsageError {
-  constructor() {
-    super('wrong password: it does not open this volume\'s key file')
-  }
-}
-
-export async function unlock(keyFile: KeyFile, password: string): Promise<VolumeKeys> {
-  try {
-    return deriveVolumeKeys(await unwrapMasterKey(keyFile, password))
-  } catch (err) {
-    if (err instanceof WrongPassphraseError) throw new WrongPasswordError()
-    throw err
   }
 }
 
@@ -121,7 +73,9 @@ export async function openSession(opts: { config?: string; password: string; log
       // No local copy, or one wrapped for another password (edfs passwd on another machine, or
       // interrupted here): the servers' copies decide, and the one that opens becomes the local one.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(err instanceof WrongPasswordError)) throw err
-      const found = await unlockAny(await fetchKeyFiles(cluster), opts.password)
+      const found = await unlockAny(await fetchKeyFiles(cluster), opts.password).catch((e: unknown) => {
+        throw e instanceof WrongPasswordError || e instanceof NoVolumeError ? new UsageError(e.message) : e
+      })
       await writePrivateFile(local, serializeKeyFile(found.keyFile).toString('utf8'))
       keys = found.keys
     }

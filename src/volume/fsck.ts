@@ -6,13 +6,13 @@
 // copy onto every live home server that lacks it, keeps enough copies on the next servers in rank
 // order while a home server is down, and trims copies off home once all home copies are in place.
 import { referencedBlobs } from './gc'
-import { Namespace, chunkBlobs } from './namespace'
+import { NamespaceView, chunkBlobs } from './namespace'
 import { joinPath } from './paths'
 import { StoreMember, metadataCopies } from './store'
 import { mapLimit } from '../protocol'
 
 export interface FsckSource {
-  readonly namespace: Namespace
+  readonly namespace: NamespaceView
   metadataBlobs(): string[]
 }
 
@@ -174,7 +174,7 @@ export async function repairBlob(store: FsckStore, p: Placement, counts: RepairC
 }
 
 /** The paths of the files that refer to any of `ids`. */
-export function filesUsing(ns: Namespace, ids: Set<string>): Map<string, string[]> {
+export function filesUsing(ns: NamespaceView, ids: Set<string>): Map<string, string[]> {
   const out = new Map<string, string[]>()
   const visit = (dirId: string, path: string) => {
     for (const [name, childId] of ns.get(dirId)!.entries!) {

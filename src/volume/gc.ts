@@ -3,7 +3,7 @@
 // checkpoint pieces that a newer checkpoint replaced — are deleted once they are older than a grace
 // period. Only the lease holder collects (no other writer can add references meanwhile); the grace
 // period protects blobs that a crashed or still-running writer uploaded but did not yet commit.
-import { Namespace, chunkBlobs } from './namespace'
+import { NamespaceView, chunkBlobs } from './namespace'
 import { mapLimit } from '../protocol'
 import { VolumeStore } from './store'
 
@@ -51,7 +51,7 @@ export interface GcSource {
 }
 
 /** Every blob id the namespace and the metadata refer to. */
-export function referencedBlobs(ns: Namespace, metadataBlobs: Iterable<string>): Set<string> {
+export function referencedBlobs(ns: NamespaceView, metadataBlobs: Iterable<string>): Set<string> {
   const refs = new Set<string>(metadataBlobs)
   for (const node of ns.all()) {
     if (node.kind !== 'file') continue

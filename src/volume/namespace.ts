@@ -107,6 +107,9 @@ const MAX_INUM = Number.MAX_SAFE_INTEGER
  */
 export const MAX_DIR_ENTRIES = 1_000_000
 
+/** What code outside the volume may do with its namespace: look (names, inodes, counts), never change it. */
+export type NamespaceView = Pick<Namespace, 'rootId' | 'resolve' | 'lookup' | 'get' | 'all' | 'inodeCount'>
+
 export class Namespace {
   private readonly inodes = new Map<string, Inode>()
   /** Directory id -> its parent's id (directories have exactly one name). */

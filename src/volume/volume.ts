@@ -16,7 +16,7 @@ import { GroupCommit } from './group-commit'
 import { HandleTable } from './handles'
 import { Lease } from './lease'
 import { HeadMovedError, MetadataError, MetadataLog } from './metadata'
-import { ChunkRef, Entry, Inode, Namespace, chunksEntry, refBlobs } from './namespace'
+import { ChunkRef, Entry, Inode, Namespace, NamespaceView, chunksEntry, refBlobs } from './namespace'
 import { MAX_NAME_BYTES } from './paths'
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs'
 import { VolumeStore, isStoreFull } from './store'
@@ -174,7 +174,8 @@ export class Volume implements FileSystem {
     return this.log.head
   }
 
-  get namespace(): Namespace {
+  /** The tree as of the latest change, to look at: changes go through the FileSystem calls. */
+  get namespace(): NamespaceView {
     return this.ns
   }
 

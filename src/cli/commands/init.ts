@@ -5,13 +5,13 @@ import path from 'node:path'
 import { Command } from 'commander'
 import { DEFAULT_TIMEOUT_MS } from '../../cluster'
 import { createKeyFile, serializeKeyFile } from '../../crypto'
-import { Volume, readMembership, readVolumeHead } from '../../volume'
+import { KEYFILE_RECORD, Volume, fetchKeyFiles, readMembership, readVolumeHead, unlock, unlockAny } from '../../volume'
 import { ClientConfig, configPath, keyFilePath, memberArg, saveConfig, writePrivateFile } from '../config'
 import { UsageError } from '../errors'
 import { withDiscovered } from '../discover'
 import { readPassword } from '../password'
 import { parseSize } from '../../protocol'
-import { KEYFILE_RECORD, connect, fetchKeyFiles, unlock, unlockAny } from '../volume-open'
+import { connect } from '../volume-open'
 
 interface InitOptions {
   servers?: string

@@ -15,7 +15,8 @@ import { UsageError } from '../errors'
 import { CommonOptions, withCommonOptions, writeStdout } from '../file-commands'
 import { readAllStdin, readPassword } from '../password'
 import { keyFilePath, writePrivateFile } from '../config'
-import { KEYFILE_NEXT_RECORD, KEYFILE_RECORD, fetchKeyFiles, openSession, unlockAny } from '../volume-open'
+import { KEYFILE_NEXT_RECORD, KEYFILE_RECORD, fetchKeyFiles, unlockAny } from '../../volume'
+import { openSession } from '../volume-open'
 
 type PasswdOptions = CommonOptions
 

@@ -6,11 +6,11 @@
 import { Command } from 'commander'
 import { MemberStatus, memberUrl } from '../../cluster'
 import { memberArg } from '../config'
-import { MemberEntry, fsckVolume, readMembership, writeMembership } from '../../volume'
+import { KEYFILE_RECORD, MemberEntry, fsckVolume, readMembership, writeMembership } from '../../volume'
 import { UsageError } from '../errors'
 import { CommonOptions, warn, withCommonOptions, withVolume, writeStdout } from '../file-commands'
 import { formatSize } from '../../protocol'
-import { KEYFILE_RECORD, OpenVolume } from '../volume-open'
+import { OpenVolume } from '../volume-open'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 /** A mount daemon looks for a changed server list this often (mount.ts); a drain waits it out. */
