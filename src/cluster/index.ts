@@ -12,6 +12,7 @@ import * as reads from './reads'
 import * as records from './records'
 import type { RecordAnswer } from './records'
 import * as survey from './survey'
+import { replicationProblem } from './replication'
 import { DEFAULT_TIMEOUT_MS } from './server-client'
 import * as writes from './writes'
 
@@ -24,6 +25,7 @@ export { DEFAULT_TIMEOUT_MS, ServerClient } from './server-client'
 export { memberClient } from './member-client'
 export type { MemberClient } from './member-client'
 export { memberUrl, parseMemberUrl } from './member-url'
+export { replicationProblem } from './replication'
 export type { MemberLocation, S3Location } from './member-url'
 
 export interface ClusterOptions {
@@ -89,9 +91,9 @@ export class Cluster {
     }
     const n = urls.length
     const replicas = opts.replicas ?? Math.min(2, n)
-    if (!Number.isInteger(replicas) || replicas < 1 || replicas > n) throw new ClusterConfigError(`replicas (R) must be 1..${n} (the number of servers), got ${opts.replicas}`)
     const writeQuorum = opts.writeQuorum ?? 1
-    if (!Number.isInteger(writeQuorum) || writeQuorum < 1 || writeQuorum > replicas) throw new ClusterConfigError(`writeQuorum (W) must be 1..${replicas} (R), got ${opts.writeQuorum}`)
+    const problem = replicationProblem(replicas, writeQuorum, n)
+    if (problem) throw new ClusterConfigError(problem)
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
     if (!(timeoutMs > 0)) throw new ClusterConfigError(`timeoutMs must be positive, got ${opts.timeoutMs}`)
     const known = new Map<string, string>()

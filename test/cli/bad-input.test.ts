@@ -121,6 +121,20 @@ t.test('bad input', async (t) => {
     t.match(r.stderr, /^edfs: .*no storage server answers/m)
   })
 
+  t.test('init with replication settings that cannot work', async (t) => {
+    const urls = v.servers.map((s) => s.url).join(',')
+    const config = path.join(tmpDir(t), 'c.json')
+    const refused = async (args: string[], pattern: RegExp, what: string) => {
+      const r = await runEdfs(['init', '--servers', urls, '--user', TEST_USER.name, '--config', config, ...args], { env: { EDFS_PASSWORD: TEST_USER.password } })
+      t.equal(r.code, 1, `${what}: exit 1`)
+      t.match(r.stderr, pattern, `${what}: ${r.stderr.trim()}`)
+      await t.rejects(readFile(config), { code: 'ENOENT' }, `${what}: no config written`)
+    }
+    await refused(['--replicas', '2', '--write-quorum', '3'], /^edfs: --replicas 2 --write-quorum 3: W \(the write quorum\) must be 1\.\.2 \(R\), got 3$/m, 'W > R')
+    // Attaching: the volume's head says R = 2, so a write quorum of 3 can never be met.
+    await refused(['--replicas', '3', '--write-quorum', '3'], /^edfs: --replicas 2 --write-quorum 3: W \(the write quorum\) must be 1\.\.2 \(R\), got 3$/m, 'W > the head\'s R')
+  })
+
   t.test('wrong password', async (t) => {
     for (const cmd of [['ls', '/'], ['put', path.join(local, 'file.txt'), '/wp.txt'], ['get', '/file.txt', path.join(v.dir, 'wp')]]) {
       const r = await v.run(cmd, { env: { EDFS_PASSWORD: 'not the password' } })

@@ -3,7 +3,7 @@ import { constants } from 'node:fs'
 import { access } from 'node:fs/promises'
 import path from 'node:path'
 import { Command } from 'commander'
-import { DEFAULT_TIMEOUT_MS } from '../../cluster'
+import { DEFAULT_TIMEOUT_MS, replicationProblem } from '../../cluster'
 import { createKeyFile, serializeKeyFile } from '../../crypto'
 import { KEYFILE_RECORD, Volume, fetchKeyFiles, readMembership, readVolumeHead, unlock, unlockAny } from '../../volume'
 import { ClientConfig, configPath, keyFilePath, memberArg, saveConfig, writePrivateFile } from '../config'
@@ -75,7 +75,7 @@ async function init(opts: InitOptions): Promise<void> {
   }
   const replicas = opts.replicas === undefined ? Math.min(2, Math.max(1, urls.length)) : positiveInt(opts.replicas, '--replicas')
   const writeQuorum = positiveInt(opts.writeQuorum, '--write-quorum')
-  if (writeQuorum > replicas) throw new UsageError('--write-quorum cannot exceed --replicas')
+  checkReplication(replicas, writeQuorum)
   const chunkSize = parseSize(opts.chunkSize)
   if (chunkSize < 64 * 1024 || chunkSize > 64 * 1024 * 1024) throw new UsageError('--chunk-size must be between 64KiB and 64MiB')
   const password = await readPassword(opts, 'Password: ')
@@ -107,10 +107,12 @@ async function init(opts: InitOptions): Promise<void> {
       }
       const head = await readVolumeHead(cluster, keys)
       if (!head) throw new UsageError('the servers hold a key file but no volume head: the volume is damaged (see `edfs status`)')
+      // The head decides R; the write quorum asked for must fit it.
+      checkReplication(head.replicas, writeQuorum, config.servers.length)
       Object.assign(config, { volumeId: head.volumeId, chunkSize: head.chunkSize, replicas: head.replicas })
       process.stdout.write(`attached to volume ${head.volumeId} (replicas ${head.replicas}, chunk size ${head.chunkSize} bytes)\n`)
     } else {
-      if (replicas > urls.length) throw new UsageError(`--replicas ${replicas} needs at least ${replicas} servers (got ${urls.length})`)
+      checkReplication(replicas, writeQuorum, urls.length)
       const created = await createKeyFile(password)
       keyFile = created.keyFile
       const value = serializeKeyFile(keyFile)
@@ -128,6 +130,12 @@ async function init(opts: InitOptions): Promise<void> {
   } finally {
     cluster.close()
   }
+}
+
+/** --replicas and --write-quorum as the cluster checks them, in the flags' names. */
+function checkReplication(replicas: number, writeQuorum: number, servers?: number): void {
+  const problem = replicationProblem(replicas, writeQuorum, servers)
+  if (problem) throw new UsageError(`--replicas ${replicas} --write-quorum ${writeQuorum}: ${problem}`)
 }
 
 /** --ca as an absolute path (the config is read from anywhere later), checked readable now. */
