@@ -16,15 +16,17 @@ export interface DaemonFiles {
   status: string
 }
 
-/** mount-<readable name>-<short hash>: /mnt/dfs -> mount-mnt-dfs-1a2b3c.{log,pid,status}. */
-export function daemonFiles(mountPoint: string): DaemonFiles {
+/** mount-<readable name>-<short hash>: /mnt/dfs -> mount-mnt-dfs-1a2b3c.{log,pid,status}, in `dir`. */
+export function daemonFiles(mountPoint: string, dir = stateDir()): DaemonFiles {
   const slug = mountPoint.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '-').slice(-60) || 'root'
   const hash = createHash('sha256').update(mountPoint).digest('hex').slice(0, 6)
-  const base = path.join(stateDir(), `mount-${slug}-${hash}`)
+  const base = path.join(dir, `mount-${slug}-${hash}`)
   return { log: `${base}.log`, pid: `${base}.pid`, status: `${base}.status` }
 }
 
+/** Whether process `pid` exists (0 and negative numbers, which kill(2) takes as process groups, never do). */
 export function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false
   try {
     process.kill(pid, 0)
     return true
@@ -53,7 +55,7 @@ async function isDaemonFor(pid: number, mountPoint: string): Promise<boolean> {
 export async function findDaemon(mountPoint: string): Promise<number | null> {
   try {
     const pid = Number((await readFile(daemonFiles(mountPoint).pid, 'utf8')).trim())
-    if (pid > 0 && alive(pid) && (await isDaemonFor(pid, mountPoint))) return pid
+    if (alive(pid) && (await isDaemonFor(pid, mountPoint))) return pid
   } catch {
     /* no pid file */
   }

@@ -1,7 +1,13 @@
-// What put and get share: how many files are in flight, the I/O block size, and the worker pool
+// What put and get share: their flags, how many files are in flight, the I/O block size, and the worker pool
 // that also stops starting new work on Ctrl-C.
 import { mapLimit } from '../protocol'
-import { checkAborted } from './file-commands'
+import { CommonOptions, checkAborted } from './file-commands'
+
+/** put's and get's flags beside the common ones. */
+export interface TransferOptions extends CommonOptions {
+  force?: boolean
+  quiet?: boolean
+}
 
 /** Bytes read or written per call: memory stays bounded whatever the file size. */
 export const IO_BLOCK = 1024 * 1024

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { TEST_USER, runEdfs, startServer, startServers, type RunResult, type RunningServer } from '../helpers/servers'
 import { fuseMountsUnder } from '../fuse/fixtures/harness'
+import { alive, daemonFiles } from '../../src/cli/daemon-files'
 
 export { fuseMountsUnder, fuseUnavailable, withFuse } from '../fuse/fixtures/harness'
 export { TEST_USER }
@@ -63,15 +64,7 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
 }
 
-export function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false // 0 and -N would mean process groups
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
+export { alive }
 
 export interface VolumeOptions {
   servers?: number
@@ -222,11 +215,8 @@ export async function cleanupMount(vol: E2eVolume, mnt: string, pid: number): Pr
 
 /** The last `lines` lines of the daemon log of the mount at `mnt` (for failure messages). */
 export async function daemonLog(vol: E2eVolume, mnt: string, lines = 40): Promise<string> {
-  const { readdir, readFile } = await import('node:fs/promises')
-  const dir = path.join(vol.env.XDG_STATE_HOME!, 'edfs')
-  const slug = mnt.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '-').slice(-60)
-  const names = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith(`mount-${slug}-`) && f.endsWith('.log'))
-  const text = (await Promise.all(names.map((f) => readFile(path.join(dir, f), 'utf8').catch(() => '')))).join('\n')
+  const { readFile } = await import('node:fs/promises')
+  const text = await readFile(daemonFiles(path.resolve(mnt), path.join(vol.env.XDG_STATE_HOME!, 'edfs')).log, 'utf8').catch(() => '')
   return text.trimEnd().split('\n').slice(-lines).join('\n')
 }
 

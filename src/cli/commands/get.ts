@@ -8,16 +8,11 @@ import { dirname, join } from 'node:path'
 import { Command } from 'commander'
 import { checkName, chunkBlobs, FsError, Inode, joinPath, O_RDONLY, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFSOCK } from '../../volume'
 import { UsageError } from '../errors'
-import { CommonOptions, checkAborted, remoteBasename, remotePath, withCommonOptions, withVolume } from '../file-commands'
+import { checkAborted, remoteBasename, remotePath, withCommonOptions, withVolume } from '../file-commands'
 import { Progress, summary } from '../progress'
-import { FILES_IN_FLIGHT, IO_BLOCK, runPool } from '../transfer'
+import { FILES_IN_FLIGHT, IO_BLOCK, TransferOptions, runPool } from '../transfer'
 import { OpenVolume } from '../volume-open'
 import { localReason } from './put'
-
-interface GetOptions extends CommonOptions {
-  force?: boolean
-  quiet?: boolean
-}
 
 type Item =
   | { kind: 'dir'; remote: string; local: string; mode: number; existed: boolean }
@@ -45,10 +40,10 @@ Examples:
   edfs get /docs/report.pdf .                # -> ./report.pdf
   edfs get /photos ~/restore/photos          # a directory, recursively
   edfs get --force /docs/report.pdf report.pdf`)
-    .action((remote: string, local: string, opts: GetOptions) => get(remote, local, opts))
+    .action((remote: string, local: string, opts: TransferOptions) => get(remote, local, opts))
 }
 
-async function get(remoteArg: string, localArg: string, opts: GetOptions): Promise<void> {
+async function get(remoteArg: string, localArg: string, opts: TransferOptions): Promise<void> {
   const remote = remotePath(remoteArg)
   await withVolume(opts, true, async (volume, signal) => {
     const items = await plan(volume, remote, localArg, !!opts.force)

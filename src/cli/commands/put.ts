@@ -9,15 +9,10 @@ import { Command } from 'commander'
 import { checkName, Inode, joinPath, O_TRUNC, O_WRONLY } from '../../volume'
 import { mountError, onMount } from '../beside-mount'
 import { UsageError } from '../errors'
-import { CommonOptions, checkAborted, lookup, remotePath, withCommonOptions, withVolume } from '../file-commands'
+import { checkAborted, lookup, remotePath, withCommonOptions, withVolume } from '../file-commands'
 import { Progress, summary } from '../progress'
-import { FILES_IN_FLIGHT, IO_BLOCK, describeStat, runPool } from '../transfer'
+import { FILES_IN_FLIGHT, IO_BLOCK, TransferOptions, describeStat, runPool } from '../transfer'
 import { OpenVolume } from '../volume-open'
-
-interface PutOptions extends CommonOptions {
-  force?: boolean
-  quiet?: boolean
-}
 
 type Item =
   | { kind: 'dir'; local: string; remote: string; mode: number; existed: boolean }
@@ -46,10 +41,10 @@ Examples:
   edfs put photos /backup/photos-2024        # a directory, recursively, under a new name
   edfs put a.txt b.txt notes/ /inbox         # several sources into one directory
   edfs put --force report.pdf /docs/report.pdf`)
-    .action((paths: string[], opts: PutOptions) => put(paths, opts))
+    .action((paths: string[], opts: TransferOptions) => put(paths, opts))
 }
 
-async function put(paths: string[], opts: PutOptions): Promise<void> {
+async function put(paths: string[], opts: TransferOptions): Promise<void> {
   if (paths.length < 2) throw new UsageError('put needs at least one LOCAL path and a REMOTE destination (see edfs put --help)')
   const sources = paths.slice(0, -1)
   const dest = remotePath(paths[paths.length - 1]!)
