@@ -7,7 +7,7 @@
 import { LRUCache } from 'lru-cache'
 import { BLOCK_SIZE, blobId, blockSpan, openBlocks, openChunk, sealedLength } from '../crypto'
 import { BlobRef, ChunkRef, SlicedRef, chunkKey, isBlobRef, isInlineRef, sliceBlob } from './chunk-refs'
-import type { DiskCache } from './disk-cache'
+import { type DiskCache, diskCacheKey } from './disk-cache'
 import type { ByteRange, VolumeStore } from './store'
 
 interface FetchContext {
@@ -173,7 +173,7 @@ export class ChunkCache {
    * Returns what `open` makes of them (it throws on bad bytes).
    */
   private async sealed(id: string, range: ByteRange | null, open: (sealed: Buffer) => Buffer, within?: ByteRange | null): Promise<Buffer> {
-    const diskKey = (r: ByteRange | null) => (r ? `${id}.${r.start}-${r.end}` : id)
+    const diskKey = (r: ByteRange | null) => diskCacheKey(id, r)
     const key = diskKey(range)
     const disk = this.disk
     if (disk) {

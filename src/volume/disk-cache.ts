@@ -13,7 +13,19 @@
 import { LRUCache } from 'lru-cache'
 import { type FileHandle, mkdir, open, opendir, readFile, rename, rm, stat, statfs, unlink, utimes, writeFile } from 'node:fs/promises'
 import path from 'node:path'
+import { isBlobId } from '../protocol'
 import { Semaphore } from './semaphore'
+import type { ByteRange } from './store'
+
+/** An entry's key, also its file name: the blob id, and the byte range when the entry is a range of the blob. */
+export function diskCacheKey(id: string, range: ByteRange | null): string {
+  return range ? `${id}.${range.start}-${range.end}` : id
+}
+
+function isDiskCacheKey(name: string): boolean {
+  const dot = name.indexOf('.')
+  return dot < 0 ? isBlobId(name) : isBlobId(name.slice(0, dot)) && /^\d+-\d+$/.test(name.slice(dot + 1))
+}
 
 /** Default size: 10 GiB, or half the space free where the cache lives if that is less (at least 64 MiB). */
 export const DEFAULT_MAX_BYTES = 10 * 1024 ** 3
@@ -25,7 +37,6 @@ const FULL_PAUSE_MS = 60_000
 const STATS_FILE = 'stats.json'
 /** A running mount leaves its counters for `edfs status` at most this often. */
 const STATS_EVERY_MS = 10_000
-const KEY = /^[0-9a-f]{64}(\.\d+-\d+)?$/
 /** Entry files kept open for reads (random reads come back to the same chunks: no open/close each; 256 covers 1 GiB of 4 MiB chunks). */
 const OPEN_FILES = 256
 /** A hit moves an entry's mtime (the LRU order a remount sees) at most this often. */
@@ -237,7 +248,7 @@ export class DiskCache {
       await Promise.all(
         names.map(async (name) => {
           const file = path.join(subDir, name)
-          if (!KEY.test(name)) {
+          if (!isDiskCacheKey(name)) {
             if (name.endsWith('.tmp')) await rm(file, { force: true })
             return
           }

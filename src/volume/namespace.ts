@@ -213,7 +213,12 @@ export class Namespace {
 
   /** Adds a new inode under `path`; EEXIST when the name is taken. */
   add(path: string, attrs: InodeAttrs): Inode {
-    const { dir, name } = this.resolveParent(path)
+    return this.addTo(this.resolveParent(path), path, attrs)
+  }
+
+  /** A new inode as `name` in `dir` (`at` from resolveParent(path), for a caller that needed the parent first). */
+  addTo(at: { dir: Inode; name: string }, path: string, attrs: InodeAttrs): Inode {
+    const { dir, name } = at
     if (dir.entries!.has(name)) throw new FsError('EEXIST', `already exists: ${path}`)
     this.checkRoom(dir, path)
     this.record({ t: 'ino', ino: attrs })

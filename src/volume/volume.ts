@@ -16,7 +16,7 @@ import { GroupCommit } from './group-commit'
 import { HandleTable } from './handles'
 import { Lease } from './lease'
 import { HeadMovedError, MetadataError, MetadataLog } from './metadata'
-import { ChunkRef, Entry, Inode, Namespace, NamespaceView, chunksEntry, refBlobs } from './namespace'
+import { ChunkRef, Entry, Inode, InodeAttrs, Kind, Namespace, NamespaceView, chunksEntry, refBlobs } from './namespace'
 import { MAX_NAME_BYTES } from './paths'
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs'
 import { VolumeStore, isStoreFull } from './store'
@@ -265,8 +265,7 @@ export class Volume implements FileSystem {
 
   async mkdir(path: string, mode: number, uid: number, gid: number): Promise<void> {
     this.writable()
-    const a = this.newEntryAt(path, mode & 0o7777, uid, gid, true)
-    this.ns.add(path, this.ns.makeInode('dir', a.mode, a.uid, a.gid))
+    this.addEntry(this.ns.resolveParent(path), path, 'dir', mode & 0o7777, uid, gid)
     this.scheduleCommit()
   }
 
@@ -299,15 +298,15 @@ export class Volume implements FileSystem {
   async mknod(path: string, mode: number, rdev: number, uid: number, gid: number): Promise<void> {
     this.writable()
     const type = mode & S_IFMT
-    const a = this.newEntryAt(path, mode, uid, gid, false)
+    const at = this.ns.resolveParent(path)
     if (type === 0 || type === S_IFREG) {
-      this.ns.add(path, this.ns.makeInode('file', a.mode, a.uid, a.gid))
+      this.addEntry(at, path, 'file', mode, uid, gid)
       this.scheduleCommit()
       return
     }
     if (!isSpecialType(mode)) throw new FsError('EINVAL', `mknod: not a FIFO, socket, device or regular file type: ${type.toString(8)}`)
     const isDevice = type === S_IFCHR || type === S_IFBLK
-    this.ns.add(path, this.ns.makeInode('special', a.mode, a.uid, a.gid, isDevice ? { rdev: rdev >>> 0 } : {}))
+    this.addEntry(at, path, 'special', mode, uid, gid, isDevice ? { rdev: rdev >>> 0 } : {})
     this.scheduleCommit()
   }
 
@@ -316,8 +315,7 @@ export class Volume implements FileSystem {
     const bytes = Buffer.byteLength(target)
     if (bytes === 0) throw new FsError('ENOENT', `symlink: empty target for ${path}`)
     if (bytes > MAX_SYMLINK_BYTES) throw new FsError('ENAMETOOLONG', `symlink target of ${bytes} bytes (at most ${MAX_SYMLINK_BYTES}): ${path}`)
-    const a = this.newEntryAt(path, 0o777, uid, gid, false)
-    this.ns.add(path, this.ns.makeInode('symlink', a.mode, a.uid, a.gid, { target, size: bytes }))
+    this.addEntry(this.ns.resolveParent(path), path, 'symlink', 0o777, uid, gid, { target, size: bytes })
     this.scheduleCommit()
   }
 
@@ -395,11 +393,9 @@ export class Volume implements FileSystem {
 
   async create(path: string, mode: number, uid: number, gid: number, flags: number): Promise<number> {
     this.writable()
-    const { dir, name } = this.ns.resolveParent(path)
-    const existing = this.ns.lookup(dir, name)
-    if (existing) return this.open(path, flags)
-    const a = newEntryAttrs(dir, { uid, gid }, mode & 0o7777, false)
-    const node = this.ns.add(path, this.ns.makeInode('file', a.mode, a.uid, a.gid))
+    const at = this.ns.resolveParent(path)
+    if (this.ns.lookup(at.dir, at.name)) return this.open(path, flags)
+    const node = this.addEntry(at, path, 'file', mode & 0o7777, uid, gid)
     this.scheduleCommit()
     return this.addHandle(node, flags)
   }
@@ -634,8 +630,10 @@ export class Volume implements FileSystem {
   }
 
   /** What a new entry at `path` gets, made by uid/gid (posix-attrs.ts: a setgid directory's group). */
-  private newEntryAt(path: string, mode: number, uid: number, gid: number, isDir: boolean): { mode: number; uid: number; gid: number } {
-    return newEntryAttrs(this.ns.resolveParent(path).dir, { uid, gid }, mode, isDir)
+  /** A new entry in a parent resolved once: its owner, group and mode by the POSIX rules (posix-attrs). */
+  private addEntry(at: { dir: Inode; name: string }, path: string, kind: Kind, mode: number, uid: number, gid: number, extra?: Partial<InodeAttrs>): Inode {
+    const a = newEntryAttrs(at.dir, { uid, gid }, mode, kind === 'dir')
+    return this.ns.addTo(at, path, this.ns.makeInode(kind, a.mode, a.uid, a.gid, extra))
   }
 
   private fileAt(path: string): Inode {
