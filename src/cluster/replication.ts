@@ -7,10 +7,10 @@
 export function replicationProblem(replicas: number, writeQuorum: number, servers?: number): string | null {
   const most = servers ?? Infinity
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > most) {
-    return `R (copies of each chunk) must be 1..${servers ?? 'the number of servers'}${servers === undefined ? '' : ' (the number of servers)'}, got ${replicas}`
+    return `replicas (R) must be 1..${servers ?? 'the number of servers'}${servers === undefined ? '' : ' (the number of servers)'}, got ${replicas}`
   }
   if (!Number.isInteger(writeQuorum) || writeQuorum < 1 || writeQuorum > replicas) {
-    return `W (the write quorum) must be 1..${replicas} (R), got ${writeQuorum}`
+    return `writeQuorum (W) must be 1..${replicas} (R), got ${writeQuorum}`
   }
   return null
 }

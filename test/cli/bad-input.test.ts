@@ -6,7 +6,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { openVolume } from '../../src/cli/volume-open'
 import { remotePath } from '../../src/cli/file-commands'
-import { TEST_USER, randomFile, runProgram, setupVolume, tmpDir } from './cli-helpers'
+import { TEST_USER, randomFile, runProgram, makeCliVolume, tmpDir } from './cli-helpers'
 import { EDFS_BIN, runEdfs } from '../helpers/servers'
 
 t.test('remote path checks (the CLI cannot pass NUL in argv; checked here directly)', async (t) => {
@@ -20,7 +20,7 @@ t.test('remote path checks (the CLI cannot pass NUL in argv; checked here direct
 })
 
 t.test('bad input', async (t) => {
-  const v = await setupVolume(t, 3)
+  const v = await makeCliVolume(t, 3)
   const local = path.join(v.dir, 'local')
   await mkdir(path.join(local, 'dir'), { recursive: true })
   await writeFile(path.join(local, 'file.txt'), 'remote content\n')
@@ -130,9 +130,9 @@ t.test('bad input', async (t) => {
       t.match(r.stderr, pattern, `${what}: ${r.stderr.trim()}`)
       await t.rejects(readFile(config), { code: 'ENOENT' }, `${what}: no config written`)
     }
-    await refused(['--replicas', '2', '--write-quorum', '3'], /^edfs: --replicas 2 --write-quorum 3: W \(the write quorum\) must be 1\.\.2 \(R\), got 3$/m, 'W > R')
+    await refused(['--replicas', '2', '--write-quorum', '3'], /^edfs: --replicas 2 --write-quorum 3: writeQuorum \(W\) must be 1\.\.2 \(R\), got 3$/m, 'W > R')
     // Attaching: the volume's head says R = 2, so a write quorum of 3 can never be met.
-    await refused(['--replicas', '3', '--write-quorum', '3'], /^edfs: --replicas 2 --write-quorum 3: W \(the write quorum\) must be 1\.\.2 \(R\), got 3$/m, 'W > the head\'s R')
+    await refused(['--replicas', '3', '--write-quorum', '3'], /^edfs: --replicas 2 --write-quorum 3: writeQuorum \(W\) must be 1\.\.2 \(R\), got 3$/m, 'W > the head\'s R')
   })
 
   t.test('wrong password', async (t) => {
@@ -168,7 +168,7 @@ t.test('bad input', async (t) => {
 })
 
 t.test('a writer interrupted with Ctrl-C removes its partial file and gives the lease back', async (t) => {
-  const v = await setupVolume(t, 3)
+  const v = await makeCliVolume(t, 3)
   const big = path.join(v.dir, 'big')
   await randomFile(big, 96 * 1024 * 1024)
   const child = spawn(process.execPath, [EDFS_BIN, 'put', big, '/big', '--config', v.config], {

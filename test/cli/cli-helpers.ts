@@ -21,7 +21,7 @@ export interface CliVolume {
 }
 
 /** Starts `n` servers and creates a volume on them with `edfs init`. */
-export async function setupVolume(t: Test, n: number, initArgs: string[] = ['--chunk-size', '256KiB']): Promise<CliVolume> {
+export async function makeCliVolume(t: Test, n: number, initArgs: string[] = ['--chunk-size', '256KiB']): Promise<CliVolume> {
   const servers = await startServers(t, n)
   const dir = tmpDir(t, 'edfs-cli-')
   const config = path.join(dir, 'config', 'config.json')

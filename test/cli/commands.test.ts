@@ -3,7 +3,7 @@ import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { runEdfs } from '../helpers/servers'
-import { setupVolume } from './cli-helpers'
+import { makeCliVolume } from './cli-helpers'
 
 t.test('--help of every file command has examples', async (t) => {
   for (const cmd of ['ls', 'put', 'get', 'rm', 'mkdir', 'mv', 'cat', 'status', 'gc']) {
@@ -16,7 +16,7 @@ t.test('--help of every file command has examples', async (t) => {
 })
 
 t.test('mkdir, mv, rm, ls, status', async (t) => {
-  const v = await setupVolume(t, 3)
+  const v = await makeCliVolume(t, 3)
   await v.ok(t, ['mkdir', '-p', '/a/b/c', '/x'])
   t.equal((await v.run(['mkdir', '-p', '/a/b'])).code, 0, 'mkdir -p of an existing directory is fine')
   const f = path.join(v.dir, 'f.txt')

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Cluster } from '../../src/cluster'
 import { parseDuration } from '../../src/cli/commands/gc'
-import { TEST_USER, blobIds, randomFile, sameTree, setupVolume, tmpDir } from './cli-helpers'
+import { TEST_USER, blobIds, randomFile, sameTree, makeCliVolume, tmpDir } from './cli-helpers'
 
 t.test('durations', async (t) => {
   t.equal(parseDuration('0'), 0)
@@ -17,7 +17,7 @@ t.test('durations', async (t) => {
 })
 
 t.test('gc frees overwritten and uncommitted chunks and nothing live', async (t) => {
-  const v = await setupVolume(t, 4)
+  const v = await makeCliVolume(t, 4)
   const C = 256 * 1024
   const src = path.join(v.dir, 'src')
   await randomFile(path.join(src, 'keep', 'a'), 3 * C + 5)

@@ -6,10 +6,10 @@ import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { runEdfs } from '../helpers/servers'
-import { TEST_USER, setupVolume } from './cli-helpers'
+import { TEST_USER, makeCliVolume } from './cli-helpers'
 
 t.test('edfs passwd, interrupted after every action', async (t) => {
-  const v = await setupVolume(t, 3)
+  const v = await makeCliVolume(t, 3)
   const local = path.join(v.dir, 'f')
   await writeFile(local, 'the contents\n')
   await v.ok(t, ['put', local, '/f'])

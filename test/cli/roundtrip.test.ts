@@ -3,13 +3,13 @@
 import t from 'tap'
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { TEST_USER, randomFile, runProgram, sameTree, setupVolume, smallTree, tmpDir } from './cli-helpers'
+import { TEST_USER, randomFile, runProgram, sameTree, makeCliVolume, smallTree, tmpDir } from './cli-helpers'
 
 const MARKER = 'EDFS-PLAINTEXT-MARKER-7c1f9e'
 const SECRET_NAME = 'secret-name-quokka'
 
 t.test('files of 0 B, 1 B, chunk-1, chunk, chunk+1 and 100 MiB (256 KiB chunks)', async (t) => {
-  const v = await setupVolume(t, 4)
+  const v = await makeCliVolume(t, 4)
   const C = 256 * 1024
   const src = path.join(v.dir, 'src')
   const sizes = { zero: 0, one: 1, 'chunk-1': C - 1, chunk: C, 'chunk+1': C + 1, big: 100 * 1024 * 1024 }
@@ -39,7 +39,7 @@ t.test('files of 0 B, 1 B, chunk-1, chunk, chunk+1 and 100 MiB (256 KiB chunks)'
 })
 
 t.test('default chunk size (4 MiB): chunk-1, chunk, chunk+1', async (t) => {
-  const v = await setupVolume(t, 3, [])
+  const v = await makeCliVolume(t, 3, [])
   const C = 4 * 1024 * 1024
   const src = path.join(v.dir, 'src')
   for (const [name, size] of [['a', C - 1], ['b', C], ['c', C + 1]] as const) await randomFile(path.join(src, name), size)
@@ -50,7 +50,7 @@ t.test('default chunk size (4 MiB): chunk-1, chunk, chunk+1', async (t) => {
 })
 
 t.test('a tree of 2,000 small files; a second config attaches; servers hold no names or plaintext', async (t) => {
-  const v = await setupVolume(t, 4)
+  const v = await makeCliVolume(t, 4)
   const src = path.join(v.dir, 'tree')
   await smallTree(src, 2000, MARKER)
   await randomFile(path.join(src, `${SECRET_NAME}.txt`), 0)

@@ -4,10 +4,10 @@
 import t from 'tap'
 import { readFile, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { blobIds, randomFile, runProgram, setupVolume } from './cli-helpers'
+import { blobIds, randomFile, runProgram, makeCliVolume } from './cli-helpers'
 
 t.test('4 servers, R = 2, one or two down', async (t) => {
-  const v = await setupVolume(t, 4)
+  const v = await makeCliVolume(t, 4)
   const src = path.join(v.dir, 'src')
   // 4 MiB = 16 chunks of 256 KiB: each server holds some chunk of each big file.
   for (let i = 0; i < 4; i++) await randomFile(path.join(src, `big${i}`), 4 * 1024 * 1024)

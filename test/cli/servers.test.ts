@@ -8,7 +8,7 @@ import { readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { Cluster, rankIds } from '../../src/cluster'
 import { startServer } from '../helpers/servers'
-import { RunningServer, TEST_USER, blobIds, randomFile, runProgram, sameTree, setupVolume } from './cli-helpers'
+import { RunningServer, TEST_USER, blobIds, randomFile, runProgram, sameTree, makeCliVolume } from './cli-helpers'
 
 /** id -> servers holding it, from the data directories. */
 async function onDisk(servers: RunningServer[]): Promise<Map<string, string[]>> {
@@ -18,7 +18,7 @@ async function onDisk(servers: RunningServer[]): Promise<Map<string, string[]>> 
 }
 
 t.test('servers add and remove', async (t) => {
-  const v = await setupVolume(t, 4)
+  const v = await makeCliVolume(t, 4)
   const src = path.join(v.dir, 'src')
   for (let i = 0; i < 12; i++) await randomFile(path.join(src, `f${i}`), 700_000 + i * 50_000)
   await v.ok(t, ['put', src, '/src'])

@@ -4,6 +4,7 @@ import { Cluster, ClusterOptions } from '../../src/cluster'
 import { ServerClient } from '../../src/cluster/server-client'
 import type { Test } from 'tap'
 import { RunningServer, TEST_USER } from '../helpers/servers'
+import { waitFor } from '../helpers/wait'
 
 export const MiB = 1024 * 1024
 export const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -59,11 +60,7 @@ export function servedSince(before: Map<string, number>, after: Map<string, numb
 
 /** Waits until `cond` holds, polling; fails after `ms`. */
 export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
+  if (!(await waitFor(ms, cond, 50))) throw new Error(`timed out waiting for ${what}`)
 }
 
 /** Puts blobs with at most `concurrency` in flight; returns the put results in order. */

@@ -8,7 +8,8 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { TEST_USER, runEdfs, startServer, startServers, type RunResult, type RunningServer } from '../helpers/servers'
-import { fuseMountsUnder } from '../fuse/fixtures/harness'
+import { fuseMountsUnder, leftoverMounts, mountPoints } from '../fuse/fixtures/harness'
+import { sleep, waitFor } from '../helpers/wait'
 import { alive, daemonFiles } from '../../src/cli/daemon-files'
 
 export { fuseMountsUnder, fuseUnavailable, withFuse } from '../fuse/fixtures/harness'
@@ -60,9 +61,7 @@ export function shell(script: string, opts: { timeoutMs?: number; cwd?: string }
   return run('sh', ['-c', script], opts)
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms))
-}
+export { sleep, waitFor }
 
 export { alive }
 
@@ -220,25 +219,9 @@ export async function daemonLog(vol: E2eVolume, mnt: string, lines = 40): Promis
   return text.trimEnd().split('\n').slice(-lines).join('\n')
 }
 
-/** Every mount point this process used. */
-const mountPoints: string[] = []
-
-/** FUSE mounts still present at a mount point this process used (should be none at the end). */
-export async function leftoverMounts(): Promise<string[]> {
-  const left: string[] = []
-  for (const mnt of mountPoints) left.push(...(await fuseMountsUnder(mnt)))
-  return left
-}
+export { leftoverMounts }
 
 /** The hard bound tests put on one command that touches the mount. */
 export const CMD_TIMEOUT = 240_000
 
 /** Runs `check` until it returns true or `ms` pass (bounded). */
-export async function waitFor(ms: number, check: () => Promise<boolean>, stepMs = 250): Promise<boolean> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    if (await check()) return true
-    if (Date.now() >= deadline) return false
-    await sleep(stepMs)
-  }
-}

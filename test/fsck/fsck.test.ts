@@ -4,10 +4,10 @@ import t from 'tap'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { Cluster } from '../../src/cluster'
-import { TEST_USER, blobIds, randomFile, setupVolume } from '../cli/cli-helpers'
+import { TEST_USER, blobIds, randomFile, makeCliVolume } from '../cli/cli-helpers'
 
 t.test('fsck reports, repairs, and names files whose chunks are gone', async (t) => {
-  const v = await setupVolume(t, 4)
+  const v = await makeCliVolume(t, 4)
   const src = path.join(v.dir, 'src')
   await randomFile(path.join(src, 'big'), 5 * 256 * 1024)
   await randomFile(path.join(src, 'small'), 1000)

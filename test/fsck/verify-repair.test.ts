@@ -7,7 +7,7 @@ import t from 'tap'
 import { unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { Cluster, ServerClient } from '../../src/cluster'
-import { RunningServer, TEST_USER, blobIds, randomFile, sameTree, setupVolume } from '../cli/cli-helpers'
+import { RunningServer, TEST_USER, blobIds, randomFile, sameTree, makeCliVolume } from '../cli/cli-helpers'
 import { blobFile, flipBit } from '../helpers/corrupt'
 
 /** The numbers of one fsck summary line. */
@@ -19,7 +19,7 @@ function counts(stdout: string): { healthy: number; misplaced: number; under: nu
 }
 
 t.test('fsck --verify and --repair against corruption, loss and misplacement', async (t) => {
-  const v = await setupVolume(t, 4)
+  const v = await makeCliVolume(t, 4)
   const src = path.join(v.dir, 'src')
   for (let i = 0; i < 4; i++) await randomFile(path.join(src, `f${i}`), 5 * 256 * 1024 + 1000 * i)
   await randomFile(path.join(src, 'small'), 3000)
