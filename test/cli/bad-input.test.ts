@@ -6,7 +6,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { openVolume } from '../../src/cli/volume-open'
 import { remotePath } from '../../src/cli/file-commands'
-import { TEST_USER, randomFile, runProgram, makeCliVolume, tmpDir } from './cli-helpers'
+import { TEST_USER, randomFile, run, makeCliVolume, tmpDir } from './cli-helpers'
 import { EDFS_BIN, runEdfs } from '../helpers/servers'
 
 t.test('remote path checks (the CLI cannot pass NUL in argv; checked here directly)', async (t) => {
@@ -80,10 +80,10 @@ t.test('bad input', async (t) => {
   t.test('put of an unreadable local file', async (t) => {
     const refused = refuser(t)
     const fifo = path.join(v.dir, 'fifo')
-    t.equal((await runProgram('mkfifo', [fifo])).code, 0)
+    t.equal((await run('mkfifo', [fifo])).code, 0)
     await refused(['put', fifo, '/fifo'], /cannot put .*fifo: it is a FIFO/, 'a FIFO')
     await mkdir(path.join(local, 'withfifo'))
-    await runProgram('mkfifo', [path.join(local, 'withfifo', 'p')])
+    await run('mkfifo', [path.join(local, 'withfifo', 'p')])
     await refused(['put', path.join(local, 'withfifo'), '/withfifo'], /withfifo\/p: it is a FIFO/, 'a FIFO inside a tree')
     await refused(['put', '/proc/self/mem', '/mem'], /cannot read \/proc\/self\/mem/, 'a /proc file that fails to read')
     const ls = await v.ok(t, ['ls', '/'])

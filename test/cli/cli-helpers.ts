@@ -5,9 +5,10 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { EDFS_BIN, RunResult, RunningServer, TEST_USER, runEdfs, startServers, tmpDir } from '../helpers/servers'
+import { RunResult, run } from '../helpers/run'
+import { EDFS_BIN, RunningServer, TEST_USER, runEdfs, startServers, tmpDir } from '../helpers/servers'
 
-export { TEST_USER, tmpDir }
+export { TEST_USER, run, tmpDir }
 export type { RunResult, RunningServer }
 
 export interface CliVolume {
@@ -26,16 +27,16 @@ export async function makeCliVolume(t: Test, n: number, initArgs: string[] = ['-
   const dir = tmpDir(t, 'edfs-cli-')
   const config = path.join(dir, 'config', 'config.json')
   const env = { EDFS_PASSWORD: TEST_USER.password, EDFS_CONFIG: '' }
-  const run: CliVolume['run'] = (args, opts = {}) =>
+  const runCli: CliVolume['run'] = (args, opts = {}) =>
     runEdfs([...args, '--config', opts.config ?? config], { env: { ...env, ...opts.env }, timeoutMs: opts.timeoutMs ?? 60_000, input: opts.input })
   const ok: CliVolume['ok'] = async (tt, args, opts) => {
-    const r = await run(args, opts)
+    const r = await runCli(args, opts)
     if (r.code !== 0) tt.fail(`edfs ${args.join(' ')} exited ${r.code ?? r.signal}: ${r.stderr.trim()}`)
     return r
   }
-  const init = await run(['init', '--servers', servers.map((s) => s.url).join(','), '--user', TEST_USER.name, ...initArgs])
+  const init = await runCli(['init', '--servers', servers.map((s) => s.url).join(','), '--user', TEST_USER.name, ...initArgs])
   if (init.code !== 0) throw new Error(`edfs init failed: ${init.stderr}`)
-  return { servers, dir, config, run, ok }
+  return { servers, dir, config, run: runCli, ok }
 }
 
 /** Ids of the blobs a server stores for the test user (from its data directory). */
@@ -77,25 +78,9 @@ export async function smallTree(root: string, count: number, marker = ''): Promi
 }
 
 /** Runs a program (async) and resolves with its exit code and output. */
-export function runProgram(cmd: string, args: string[], timeoutMs = 60_000): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
-}
-
 /** `diff -r a b`: resolves true when the trees are byte for byte the same. */
 export async function sameTree(t: Test, a: string, b: string): Promise<boolean> {
-  const r = await runProgram('diff', ['-r', a, b])
+  const r = await run('diff', ['-r', a, b])
   if (r.code !== 0) t.comment(`diff -r ${a} ${b}:\n${r.stdout.slice(0, 2000)}${r.stderr}`)
   return r.code === 0
 }

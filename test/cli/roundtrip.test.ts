@@ -3,7 +3,7 @@
 import t from 'tap'
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { TEST_USER, randomFile, runProgram, sameTree, makeCliVolume, smallTree, tmpDir } from './cli-helpers'
+import { TEST_USER, randomFile, run, sameTree, makeCliVolume, smallTree, tmpDir } from './cli-helpers'
 
 const MARKER = 'EDFS-PLAINTEXT-MARKER-7c1f9e'
 const SECRET_NAME = 'secret-name-quokka'
@@ -27,7 +27,7 @@ t.test('files of 0 B, 1 B, chunk-1, chunk, chunk+1 and 100 MiB (256 KiB chunks)'
 
   // One file at a time, into an existing directory (cp rule), and cat.
   const one = path.join(v.dir, 'one')
-  await runProgram('mkdir', [one])
+  await run('mkdir', [one])
   await v.ok(t, ['get', '/sizes/chunk+1', one])
   t.same(await readFile(path.join(one, 'chunk+1')), await readFile(path.join(src, 'chunk+1')))
   const text = path.join(v.dir, 'hello.txt')
@@ -79,7 +79,7 @@ t.test('a tree of 2,000 small files; a second config attaches; servers hold no n
   // Nothing a server stores contains a file name or the plaintext marker.
   for (const s of v.servers) {
     for (const needle of [MARKER, SECRET_NAME, 'file-1234.bin']) {
-      const r = await runProgram('grep', ['-r', '-l', '-F', needle, s.dataDir])
+      const r = await run('grep', ['-r', '-l', '-F', needle, s.dataDir])
       t.equal(r.code, 1, `server ${s.id}: no "${needle}" anywhere in ${s.dataDir} ${r.stdout}`)
     }
   }

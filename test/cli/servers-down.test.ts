@@ -4,7 +4,7 @@
 import t from 'tap'
 import { readFile, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { blobIds, randomFile, runProgram, makeCliVolume } from './cli-helpers'
+import { blobIds, randomFile, run, makeCliVolume } from './cli-helpers'
 
 t.test('4 servers, R = 2, one or two down', async (t) => {
   const v = await makeCliVolume(t, 4)
@@ -54,7 +54,7 @@ t.test('4 servers, R = 2, one or two down', async (t) => {
     t.ok(unreadable.length > 0, `some files are unreadable: ${unreadable}`)
 
     const out = path.join(v.dir, 'out-two-down')
-    await runProgram('mkdir', [out])
+    await run('mkdir', [out])
     for (const name of ['big0', 'big1', 'big2', 'big3', 'small.txt']) {
       const r = await v.run(['get', `/f/${name}`, out], { timeoutMs: 120_000 })
       if (unreadable.includes(name)) {

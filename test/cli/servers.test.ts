@@ -8,7 +8,7 @@ import { readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { Cluster, rankIds } from '../../src/cluster'
 import { startServer } from '../helpers/servers'
-import { RunningServer, TEST_USER, blobIds, randomFile, runProgram, sameTree, makeCliVolume } from './cli-helpers'
+import { RunningServer, TEST_USER, blobIds, randomFile, run, sameTree, makeCliVolume } from './cli-helpers'
 
 /** id -> servers holding it, from the data directories. */
 async function onDisk(servers: RunningServer[]): Promise<Map<string, string[]>> {
@@ -33,7 +33,7 @@ t.test('servers add and remove', async (t) => {
   const reader = (async () => {
     for (let k = 0; reading && k < 500; k++) {
       const edfs = `EDFS_PASSWORD='${TEST_USER.password}' ${process.execPath} ${path.resolve(__dirname, '../../../bin/edfs')}`
-      const r = await runProgram('bash', ['-c', `set -o pipefail; ${edfs} cat /src/f${k % 12} --config ${v.config} | cmp - ${src}/f${k % 12}`], 60_000)
+      const r = await run('bash', ['-c', `set -o pipefail; ${edfs} cat /src/f${k % 12} --config ${v.config} | cmp - ${src}/f${k % 12}`], { timeoutMs: 60_000 })
       if (r.code !== 0) failures.push(`read ${k}: ${r.stderr.trim()}`)
       reads++
     }

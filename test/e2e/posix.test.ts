@@ -5,7 +5,7 @@
 import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import { runEdfs } from '../helpers/servers'
-import { CMD_TIMEOUT, daemonLog, withFuse, leftoverMounts, makeVolume, mountVolume, run, type Sh } from './support'
+import { CMD_TIMEOUT, daemonLog, withFuse, leftoverMounts, makeVolume, mountVolume, run, type RunResult } from './support'
 
 const MAX = 2 ** 44 // MAX_FILE_SIZE
 const NOBODY = 65534
@@ -14,7 +14,7 @@ const NOBODY = 65534
  * sh -c SCRIPT as root, or as uid/gid 65534 with no supplementary groups. The test runner's
  * NODE_OPTIONS (its loaders, inside a checkout that user may not read) stay behind.
  */
-function sh(script: string, asNobody = false): Promise<Sh> {
+function sh(script: string, asNobody = false): Promise<RunResult> {
   if (!asNobody) return run('sh', ['-c', script], { timeoutMs: CMD_TIMEOUT })
   return run('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'env', '-u', 'NODE_OPTIONS', 'sh', '-c', script], { timeoutMs: CMD_TIMEOUT })
 }

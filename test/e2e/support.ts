@@ -3,11 +3,11 @@
 // never this one. Every mount is unmounted in teardown (edfs umount, then fusermount -uz / umount -l,
 // SIGKILL of the daemon by pid as a last resort), and each file checks /proc/mounts at the end.
 import type { Test } from 'tap'
-import { spawn } from 'node:child_process'
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import { TEST_USER, runEdfs, startServer, startServers, type RunResult, type RunningServer } from '../helpers/servers'
+import { run, type RunResult } from '../helpers/run'
+import { TEST_USER, runEdfs, startServer, startServers, type RunningServer } from '../helpers/servers'
 import { fuseMountsUnder, leftoverMounts, mountPoints } from '../fuse/fixtures/harness'
 import { sleep, waitFor } from '../helpers/wait'
 import { alive, daemonFiles } from '../../src/cli/daemon-files'
@@ -15,49 +15,12 @@ import { alive, daemonFiles } from '../../src/cli/daemon-files'
 export { fuseMountsUnder, fuseUnavailable, withFuse } from '../fuse/fixtures/harness'
 export { TEST_USER }
 
-export interface Sh {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-  ms: number
-}
+export type { RunResult }
 
-/**
- * Runs a program asynchronously (never blocks this process), with a hard time bound: on timeout it is
- * SIGKILLed and `signal` says so. stdout is kept up to 64 MiB.
- */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; cwd?: string; input?: string; env?: Record<string, string> } = {}): Promise<Sh> {
-  const started = Date.now()
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, {
-      cwd: opts.cwd,
-      env: opts.env ? { ...process.env, ...opts.env } : process.env,
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout!.on('data', (d: Buffer) => {
-      if (stdout.length < 64 << 20) stdout += d.toString()
-    })
-    child.stderr!.on('data', (d: Buffer) => {
-      if (stderr.length < 1 << 20) stderr += d.toString()
-    })
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000)
-    child.on('error', (err) => {
-      clearTimeout(timer)
-      resolve({ code: -1, signal: null, stdout, stderr: stderr + err.message, ms: Date.now() - started })
-    })
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - started })
-    })
-    if (opts.input !== undefined) child.stdin!.end(opts.input)
-  })
-}
+export { run }
 
 /** sh -c SCRIPT */
-export function shell(script: string, opts: { timeoutMs?: number; cwd?: string } = {}): Promise<Sh> {
+export function shell(script: string, opts: { timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
   return run('sh', ['-c', script], opts)
 }
 

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import { withFuse, leftoverMounts, sh, startMemoryMount } from './fixtures/harness'
+import { withFuse, leftoverMounts, run, startMemoryMount } from './fixtures/harness'
 
 withFuse(() => {
   t.test('basic operations through the mount', async (t) => {
@@ -17,7 +17,7 @@ withFuse(() => {
     const src = path.join(local, 'src.bin')
     await writeFile(src, randomBytes(3 * 1024 * 1024 + 123))
     const ok = async (cmd: string, args: string[]) => {
-      const r = await sh(cmd, args)
+      const r = await run(cmd, args)
       t.equal(r.code, 0, `${cmd} ${args.join(' ')}${r.stderr ? `: ${r.stderr.trim()}` : ''}`)
       return r.stdout
     }
@@ -33,7 +33,7 @@ withFuse(() => {
     t.match(listing, / \.\.\n/, 'ls -la lists ..')
     await ok('mv', [`${M}/a/hello.txt`, `${M}/a/b/c/moved.txt`])
     t.equal(await ok('cat', [`${M}/a/b/c/moved.txt`]), 'hello\nworld\n')
-    t.not((await sh('cat', [`${M}/a/hello.txt`])).code, 0, 'the old name is gone')
+    t.not((await run('cat', [`${M}/a/hello.txt`])).code, 0, 'the old name is gone')
     await ok('ln', ['-s', 'b/c/moved.txt', `${M}/a/link`])
     t.equal((await ok('readlink', [`${M}/a/link`])).trim(), 'b/c/moved.txt')
     t.equal(await ok('cat', [`${M}/a/link`]), 'hello\nworld\n', 'reads through the symlink')
@@ -47,11 +47,11 @@ withFuse(() => {
     await ok('sh', ['-c', `cd ${M}/a && tar cf - b | (mkdir ../t && cd ../t && tar xf -)`])
     t.equal((await ok('stat', ['-c', '%s', `${M}/t/b/file.bin`])).trim(), '10', 'tar round trip')
 
-    const e1 = await sh('rmdir', [`${M}/a`])
+    const e1 = await run('rmdir', [`${M}/a`])
     t.match(e1.stderr, /not empty/i, 'rmdir of a non-empty directory: ENOTEMPTY')
-    const e2 = await sh('mkdir', [`${M}/a`])
+    const e2 = await run('mkdir', [`${M}/a`])
     t.match(e2.stderr, /exists/i, 'mkdir of an existing name: EEXIST')
-    const e3 = await sh('cat', [`${M}/nope`])
+    const e3 = await run('cat', [`${M}/nope`])
     t.match(e3.stderr, /No such file/i, 'ENOENT')
 
     await ok('rm', ['-r', `${M}/a`, `${M}/t`])
@@ -61,9 +61,9 @@ withFuse(() => {
   t.test('a read-only mount refuses changes', async (t) => {
     const m = await startMemoryMount({ readOnly: true })
     t.teardown(() => m.stop())
-    const r = await sh('mkdir', [`${m.mnt}/x`])
+    const r = await run('mkdir', [`${m.mnt}/x`])
     t.match(r.stderr, /read-only/i, 'EROFS')
-    t.equal((await sh('ls', [m.mnt])).code, 0)
+    t.equal((await run('ls', [m.mnt])).code, 0)
   })
 
   t.test('no mount is left behind', async (t) => {

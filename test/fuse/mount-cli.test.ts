@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { EDFS_BIN, NODE_FLAGS } from '../../src/cli/self'
 import { TEST_USER, runEdfs, startServers } from '../helpers/servers'
-import { fuseMountsUnder, withFuse, sh } from './fixtures/harness'
+import { fuseMountsUnder, withFuse, run } from './fixtures/harness'
 
 withFuse(() => {
   t.test('edfs mount and umount', async (t) => {
@@ -26,7 +26,7 @@ withFuse(() => {
         const pid = Number(await readFile(path.join(state, 'edfs', f), 'utf8').catch(() => '0'))
         if (pid > 0) try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
       }
-      if ((await fuseMountsUnder(mnt)).length) await sh('fusermount', ['-uz', mnt])
+      if ((await fuseMountsUnder(mnt)).length) await run('fusermount', ['-uz', mnt])
       if (!(await fuseMountsUnder(dir)).length) await rm(dir, { recursive: true, force: true })
     })
 
@@ -55,8 +55,8 @@ withFuse(() => {
     const environ = await readFile(`/proc/${pid}/environ`, 'utf8')
     t.notOk(environ.includes(TEST_USER.password), 'nor in its environment')
 
-    t.equal((await sh('sh', ['-c', `mkdir ${mnt}/d && echo hello > ${mnt}/d/f && dd if=/dev/urandom of=${mnt}/d/big bs=1M count=6 2>/dev/null && cp ${mnt}/d/big ${dir}/big.copy`])).code, 0)
-    t.equal((await sh('cat', [`${mnt}/d/f`])).stdout, 'hello\n')
+    t.equal((await run('sh', ['-c', `mkdir ${mnt}/d && echo hello > ${mnt}/d/f && dd if=/dev/urandom of=${mnt}/d/big bs=1M count=6 2>/dev/null && cp ${mnt}/d/big ${dir}/big.copy`])).code, 0)
+    t.equal((await run('cat', [`${mnt}/d/f`])).stdout, 'hello\n')
 
     r = await runEdfs(['mount', mnt, '--config', cfg, '--password-stdin'], pw)
     t.not(r.code, 0, 'a second mount on the same point is refused')
@@ -69,15 +69,15 @@ withFuse(() => {
 
     r = await runEdfs(['mount', mnt, '--config', cfg, '--password-stdin', '--read-only'], pw)
     t.equal(r.code, 0, `read-only remount: ${r.stderr}`)
-    t.equal((await sh('cat', [`${mnt}/d/f`])).stdout, 'hello\n', 'the data survived the remount')
-    t.equal((await sh('cmp', [`${mnt}/d/big`, `${dir}/big.copy`])).code, 0, '6 MiB file intact')
-    t.match((await sh('touch', [`${mnt}/x`])).stderr, /read-only/i, 'read-only mount')
+    t.equal((await run('cat', [`${mnt}/d/f`])).stdout, 'hello\n', 'the data survived the remount')
+    t.equal((await run('cmp', [`${mnt}/d/big`, `${dir}/big.copy`])).code, 0, '6 MiB file intact')
+    t.match((await run('touch', [`${mnt}/x`])).stderr, /read-only/i, 'read-only mount')
 
     // A crashed daemon: SIGKILL leaves a stale mount, which umount clears.
     const pid2 = Number(/daemon pid (\d+)/.exec(r.stdout)?.[1])
     process.kill(pid2, 'SIGKILL')
     await new Promise((res) => setTimeout(res, 300))
-    t.match((await sh('ls', [mnt])).stderr, /not connected/, 'stale mount after SIGKILL')
+    t.match((await run('ls', [mnt])).stderr, /not connected/, 'stale mount after SIGKILL')
     r = await runEdfs(['umount', mnt], { env })
     t.equal(r.code, 0, `umount of a stale mount: ${r.stderr}`)
     t.match(r.stdout, /no daemon/)
@@ -91,7 +91,7 @@ withFuse(() => {
     r = await runEdfs(['mount', mnt, '--config', cfg, '--password-stdin', '--read-only'], pw)
     t.equal(r.code, 0, `mount over a stale mount: ${r.stderr}`)
     t.match(r.stderr, /stale/)
-    t.equal((await sh('cat', [`${mnt}/d/f`])).stdout, 'hello\n')
+    t.equal((await run('cat', [`${mnt}/d/f`])).stdout, 'hello\n')
     r = await runEdfs(['umount', mnt], { env })
     t.equal(r.code, 0)
 

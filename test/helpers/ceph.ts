@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
-import { live } from './servers'
+import { live } from './run'
 
 const run = promisify(execFile)
 

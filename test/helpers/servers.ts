@@ -3,6 +3,7 @@
 // Every server is killed (by PID) in t.teardown, and on process exit as a last resort.
 import type { Test } from 'tap'
 import { ChildProcess, spawn } from 'node:child_process'
+import { RunOptions, RunResult, live, run } from './run'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -42,18 +43,6 @@ export interface RunningServer {
 
 const READY = /^edfs server listening on (https?:\/\/\S+) id=([0-9a-f]+)$/m
 const START_TIMEOUT_MS = 20_000
-/** Child processes of the tests, SIGKILLed when the test process exits (a last resort; tests stop them by PID). */
-export const live = new Set<ChildProcess>()
-process.on('exit', () => {
-  for (const c of live) {
-    try {
-      if (c.pid) process.kill(c.pid, 'SIGKILL')
-    } catch {
-      /* already gone */
-    }
-  }
-})
-
 /** A temp directory under os.tmpdir(), removed at teardown. */
 export function tmpDir(t: Test, prefix = 'edfs-test-'): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix))
@@ -61,40 +50,11 @@ export function tmpDir(t: Test, prefix = 'edfs-test-'): string {
   return dir
 }
 
-export interface RunResult {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-}
 
 /** Runs `bin/edfs ARGS` (async), with optional stdin; resolves when it exits. */
-export function runEdfs(args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number; cwd?: string; prefix?: string[] } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...argv] = [...(opts.prefix ?? []), process.execPath, EDFS_BIN, ...args]
-    const child = spawn(cmd!, argv, {
-      cwd: opts.cwd,
-      env: { ...process.env, ...opts.env },
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    })
-    live.add(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000)
-    child.on('error', (err) => {
-      clearTimeout(timer)
-      live.delete(child)
-      reject(err)
-    })
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      live.delete(child)
-      resolve({ code, signal, stdout, stderr })
-    })
-    if (opts.input !== undefined) child.stdin!.end(opts.input)
-  })
+export function runEdfs(args: string[], opts: RunOptions & { prefix?: string[] } = {}): Promise<RunResult> {
+  const [cmd, ...argv] = [...(opts.prefix ?? []), process.execPath, EDFS_BIN, ...args]
+  return run(cmd!, argv, { timeoutMs: 30_000, ...opts })
 }
 
 /** Adds users (one after the other: the users file has a lock, no need to race it). */
