@@ -39,7 +39,10 @@ t.test('a lease left by a dead process of this host is taken over at once', asyn
   await t.rejects(open(), /open for writing by other host/, 'a live lease of another host is respected')
 
   // A daemon killed with -9 is a zombie until its parent reaps it: it holds nothing any more.
-  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  // The parent forks a child that exits at once and never waits for it (a shell may reap its
+  // background jobs before an exec, which made `sh -c 'sleep 0 & ...'` flaky under load).
+  const forkAndKeep = 'import os, time\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid, flush=True)\ntime.sleep(30)'
+  const parent = spawn('python3', ['-c', forkAndKeep], { stdio: ['ignore', 'pipe', 'ignore'] })
   t.teardown(() => void parent.kill('SIGKILL'))
   const zombie = Number(await new Promise<string>((res) => parent.stdout!.once('data', (d: Buffer) => res(d.toString()))))
   const { readFile } = await import('node:fs/promises')

@@ -107,8 +107,9 @@ async function init(opts: InitOptions): Promise<void> {
       }
       const head = await readVolumeHead(cluster, keys)
       if (!head) throw new UsageError('the servers hold a key file but no volume head: the volume is damaged (see `edfs status`)')
-      // The head decides R; the write quorum asked for must fit it.
-      checkReplication(head.replicas, writeQuorum, config.servers.length)
+      // The head decides R; the write quorum asked for must fit it (the servers given may be fewer:
+      // one server is enough to attach).
+      checkReplication(head.replicas, writeQuorum)
       Object.assign(config, { volumeId: head.volumeId, chunkSize: head.chunkSize, replicas: head.replicas })
       process.stdout.write(`attached to volume ${head.volumeId} (replicas ${head.replicas}, chunk size ${head.chunkSize} bytes)\n`)
     } else {
