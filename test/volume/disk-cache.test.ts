@@ -141,6 +141,36 @@ t.test('a random read after a remount takes its blocks out of the whole chunk re
   await c.disk.close()
 })
 
+t.test('block reads from the disk go into recycled buffers, and every block still reads right', async (t) => {
+  const dir = await scratch(t)
+  const store = new MemoryStore()
+  const plains = [randomBytes(1_000_000), randomBytes(900_000)]
+  const refs = [await storeChunk(store, 0, plains[0]!), await storeChunk(store, 1, plains[1]!)]
+  const a = await open(store, dir)
+  for (const [i, ref] of refs.entries()) await a.cache.chunk(fileId, i, ref)
+  await a.disk.close()
+  const b = await open(store, dir)
+  const gets = store.gets
+  // Every block of both chunks once, out of order: each a pread of the whole entry's part.
+  const reads = refs.flatMap((ref, i) => Array.from({ length: Math.ceil(plains[i]!.length / 65536) }, (_, k) => ({ i, ref, at: k * 65536 })))
+  for (const { i, ref, at } of reads.sort((x, y) => ((x.at * 7919 + x.i) % 97) - ((y.at * 7919 + y.i) % 97))) {
+    const end = Math.min(at + 4096, plains[i]!.length)
+    t.ok((await b.cache.range(fileId, i, ref, at, end)).equals(plains[i]!.subarray(at, end)), `chunk ${i} at ${at}`)
+  }
+  t.equal(store.gets, gets, 'all of them from the disk')
+
+  // The buffer a read returned serves the next read once it is given back; other buffers are ignored.
+  const [key] = [...(b.disk as unknown as { index: Map<string, unknown> }).index.keys()]
+  const first = (await b.disk.read(key!, { offset: 0, length: 1000 }))!
+  b.disk.recycle(first)
+  b.disk.recycle(Buffer.alloc(1000)) // not the cache's: not kept
+  const second = (await b.disk.read(key!, { offset: 1000, length: 1000 }))!
+  t.equal(second.buffer, first.buffer, 'the same memory')
+  const third = (await b.disk.read(key!, { offset: 0, length: 1000 }))!
+  t.not(third.buffer, second.buffer, 'a buffer not given back is never handed out twice')
+  await b.disk.close()
+})
+
 t.test('the size bound holds, the most recently used entries stay, and a remount keeps that order', async (t) => {
   const dir = await scratch(t)
   const store = new MemoryStore()

@@ -8,6 +8,7 @@ import { O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } from '../../src/volume/fs-types'
 import { INLINE_MAX } from '../../src/volume/namespace'
 import { Volume } from '../../src/volume/volume'
 import { errorCodeOf, readAll, writeWhole } from './fixtures/file-io'
+import type { MemoryStore } from './fixtures/memory-store'
 import { TEST_CHUNK as C, newVolume as newTestVolume } from './fixtures/new-volume'
 
 const newVolume = (opts: { chunkSize?: number } = {}) => newTestVolume({ volumeId: 'v1', ...opts, openWith: { syncClose: true } })
@@ -240,4 +241,29 @@ t.test('a reader with a file open sees the size and contents the writer commits 
   await r.release(fh)
   await r.close()
   await w.close()
+})
+
+t.test('a random reader that lands near its last read is not taken for a stream; a stream is', async (t) => {
+  const { store, open } = await newVolume({ chunkSize: 1 << 20 })
+  const w = await open()
+  const data = randomBytes(8 << 20)
+  await writeWhole(w, '/r', data)
+  await w.close()
+  const r = await open(true)
+  const fetched: number[] = []
+  const getRange = store.getRange.bind(store)
+  store.getRange = async (...args: Parameters<MemoryStore['getRange']>) => (fetched.push(args[1].end - args[1].start), getRange(...args))
+  const fh = await r.open('/r', O_RDONLY)
+  const buf = Buffer.alloc(4096)
+  const readAt = async (at: number) => {
+    t.equal(await r.read(fh, buf, buf.length, at), buf.length)
+    t.ok(buf.equals(data.subarray(at, at + buf.length)), `the bytes at ${at}`)
+  }
+  for (const at of [5 << 20, (5 << 20) + 3 * 65536, (1 << 20) + 12345]) await readAt(at)
+  t.ok(fetched.every((n) => n <= 65536 + 28), `random reads fetch single blocks, no whole chunks or read-ahead (${fetched.join(', ')} bytes)`)
+  fetched.length = 0
+  for (let at = 2 << 20; at < (2 << 20) + 4 * 131072; at += 131072) await readAt(at)
+  t.ok(fetched.some((n) => n > 1 << 20), 'reads in a row load whole chunks')
+  await r.release(fh)
+  await r.close()
 })
