@@ -268,7 +268,11 @@ export class FileData {
         dc.writers--
         dc = await this.dirtyChunk(f, i)
       }
-      this.putExtent(dc, from, data.subarray(chunkStart + from - position, chunkStart + to - position))
+      // A file that already reaches this chunk and writes its start is streaming: the chunk will fill,
+      // so its buffer gets the chunk's size at once (growing it by doubling copied each chunk ~once
+      // more, into fresh memory). A last chunk left partly empty is copied to its size on upload.
+      const streaming = i > 0 && from === 0 && f.size >= chunkStart
+      this.putExtent(dc, from, data.subarray(chunkStart + from - position, chunkStart + to - position), streaming ? this.C : undefined)
       dc.len = Math.max(dc.len, to)
       dc.writers--
       // A full chunk is done; under back-pressure, so is any buffer no other write holds.
@@ -417,7 +421,7 @@ export class FileData {
   }
 
   /** Copies written bytes into the chunk's extents, merging the extents they overlap or touch. */
-  private putExtent(dc: DirtyChunk, from: number, bytes: Buffer): void {
+  private putExtent(dc: DirtyChunk, from: number, bytes: Buffer, capacity?: number): void {
     const to = from + bytes.length
     const ex = dc.extents
     let lo = 0
@@ -432,7 +436,7 @@ export class FileData {
     }
     const start = hi > lo ? Math.min(first!.off, from) : from
     const end = hi > lo ? Math.max(ex[hi - 1]!.off + ex[hi - 1]!.len, to) : to
-    const buf = Buffer.allocUnsafe(this.capacityFor(end - start))
+    const buf = Buffer.allocUnsafe(Math.max(capacity ?? 0, this.capacityFor(end - start)))
     let freed = 0
     for (let k = lo; k < hi; k++) {
       ex[k]!.buf.copy(buf, ex[k]!.off - start, 0, ex[k]!.len)
