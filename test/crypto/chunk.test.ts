@@ -89,6 +89,16 @@ t.test('fresh nonces: sealing twice differs, every block nonce is distinct', asy
   t.equal(nonces.size, 10)
 })
 
+t.test('random nonces stay distinct across refills of their pool', async (t) => {
+  const { NONCE_BYTES, randomNonces } = await import('../../src/crypto/aead')
+  const out = Buffer.alloc(NONCE_BYTES * 3000) // several pools' worth
+  for (let i = 0; i < 3000; i++) randomNonces(out, i * NONCE_BYTES)
+  const seen = new Set<string>()
+  for (let i = 0; i < 3000; i++) seen.add(out.subarray(i * NONCE_BYTES, (i + 1) * NONCE_BYTES).toString('hex'))
+  t.equal(seen.size, 3000, 'no nonce handed out twice')
+  t.notOk(out.subarray(0, NONCE_BYTES).equals(Buffer.alloc(NONCE_BYTES)), 'not the pool\'s zero bytes')
+})
+
 t.test('sealedLength / plainLength arithmetic', async (t) => {
   // Every sealed length near the block boundaries either comes from exactly one plaintext length
   // (found by brute force over nearby plaintext lengths), or plainLength refuses it.
