@@ -7,7 +7,8 @@
 export function replicationProblem(replicas: number, writeQuorum: number, servers?: number): string | null {
   const most = servers ?? Infinity
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > most) {
-    return `replicas (R) must be 1..${servers ?? 'the number of servers'}${servers === undefined ? '' : ' (the number of servers)'}, got ${replicas}`
+    const range = servers === undefined ? 'a positive integer' : `1..${servers} (the number of servers)`
+    return `replicas (R) must be ${range}, got ${replicas}`
   }
   if (!Number.isInteger(writeQuorum) || writeQuorum < 1 || writeQuorum > replicas) {
     return `writeQuorum (W) must be 1..${replicas} (R), got ${writeQuorum}`

@@ -15,7 +15,7 @@ export type NonceSource = (out: Buffer, offset: number) => void
  * Random nonces, taken from a pool the CSPRNG refills 4 KiB at a time: one randomFillSync per 64 KiB
  * block cost ~12 us (3 % of a sequential write's CPU). Each pool byte is handed out once.
  */
-const noncePool = Buffer.alloc(NONCE_BYTES * 341)
+const noncePool = Buffer.alloc(Math.floor(4096 / NONCE_BYTES) * NONCE_BYTES)
 let noncePoolUsed = noncePool.length
 export const randomNonces: NonceSource = (out, offset) => {
   if (noncePoolUsed + NONCE_BYTES > noncePool.length) {

@@ -13,6 +13,7 @@
 import { LRUCache } from 'lru-cache'
 import { type FileHandle, mkdir, open, opendir, readFile, rename, rm, stat, statfs, unlink, utimes, writeFile } from 'node:fs/promises'
 import path from 'node:path'
+import { SEALED_BLOCK_SIZE } from '../crypto'
 import { isBlobId } from '../protocol'
 import { Semaphore } from './semaphore'
 import type { ByteRange } from './store'
@@ -38,7 +39,7 @@ const STATS_FILE = 'stats.json'
 /** A running mount leaves its counters for `edfs status` at most this often. */
 const STATS_EVERY_MS = 10_000
 /** Reads up to this size (two sealed AEAD blocks) go into recycled buffers; this many are kept. */
-const SPARE_READ_BYTES = 2 * (64 * 1024 + 28)
+const SPARE_READ_BYTES = 2 * SEALED_BLOCK_SIZE
 const SPARE_READS = 64
 /** Entry files kept open for reads (random reads come back to the same chunks: no open/close each; 256 covers 1 GiB of 4 MiB chunks). */
 const OPEN_FILES = 256

@@ -107,6 +107,12 @@ const MAX_INUM = Number.MAX_SAFE_INTEGER
  */
 export const MAX_DIR_ENTRIES = 1_000_000
 
+/** Where a name is, or goes: its directory and the name in it (resolveParent). */
+export interface EntryAt {
+  dir: Inode
+  name: string
+}
+
 /** What code outside the volume may do with its namespace: look (names, inodes, counts), never change it. */
 export type NamespaceView = Pick<Namespace, 'rootId' | 'resolve' | 'lookup' | 'get' | 'all' | 'inodeCount'>
 
@@ -164,7 +170,7 @@ export class Namespace {
   }
 
   /** The parent directory of `path` and the last name (checked). */
-  resolveParent(path: string): { dir: Inode; name: string } {
+  resolveParent(path: string): EntryAt {
     const { parent, name } = splitParent(path)
     const dir = this.walk(parent, path)
     if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${path}`)
@@ -217,7 +223,7 @@ export class Namespace {
   }
 
   /** A new inode as `name` in `dir` (`at` from resolveParent(path), for a caller that needed the parent first). */
-  addTo(at: { dir: Inode; name: string }, path: string, attrs: InodeAttrs): Inode {
+  addTo(at: EntryAt, path: string, attrs: InodeAttrs): Inode {
     const { dir, name } = at
     if (dir.entries!.has(name)) throw new FsError('EEXIST', `already exists: ${path}`)
     this.checkRoom(dir, path)

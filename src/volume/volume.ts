@@ -16,7 +16,7 @@ import { GroupCommit } from './group-commit'
 import { HandleTable } from './handles'
 import { Lease } from './lease'
 import { HeadMovedError, MetadataError, MetadataLog } from './metadata'
-import { ChunkRef, Entry, Inode, InodeAttrs, Kind, Namespace, NamespaceView, chunksEntry, refBlobs } from './namespace'
+import { ChunkRef, Entry, EntryAt, Inode, InodeAttrs, Kind, Namespace, NamespaceView, chunksEntry, refBlobs } from './namespace'
 import { MAX_NAME_BYTES } from './paths'
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs'
 import { VolumeStore, isStoreFull } from './store'
@@ -640,7 +640,7 @@ export class Volume implements FileSystem {
 
   /** What a new entry at `path` gets, made by uid/gid (posix-attrs.ts: a setgid directory's group). */
   /** A new entry in a parent resolved once: its owner, group and mode by the POSIX rules (posix-attrs). */
-  private addEntry(at: { dir: Inode; name: string }, path: string, kind: Kind, mode: number, uid: number, gid: number, extra?: Partial<InodeAttrs>): Inode {
+  private addEntry(at: EntryAt, path: string, kind: Kind, mode: number, uid: number, gid: number, extra?: Partial<InodeAttrs>): Inode {
     const a = newEntryAttrs(at.dir, { uid, gid }, mode, kind === 'dir')
     return this.ns.addTo(at, path, this.ns.makeInode(kind, a.mode, a.uid, a.gid, extra))
   }
