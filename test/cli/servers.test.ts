@@ -44,7 +44,10 @@ t.test('servers add and remove', async (t) => {
   const all5 = [...v.servers.map((s) => s.id), fifth.id]
   const moved = ids.filter((id) => rankIds(all5, id).slice(0, before.get(id)!.length).includes(fifth.id))
   t.match(added.stdout, new RegExp(`added ${fifth.url}: ${moved.length} blobs moved`), `exactly the ${moved.length} blobs whose home now includes it moved`)
-  t.ok(moved.length / ids.length > 0.25 && moved.length / ids.length < 0.55, `about 2/5 of ${ids.length} blobs (${moved.length})`)
+  // Rendezvous placement moves each blob with probability 2/5 (R = 2 of 5 servers): a binomial over
+  // ~40 blobs with random server ids, so the bounds are 4 standard deviations wide (0.25..0.55 was
+  // 2: it failed a CI run with 10 of 41). The exact check is the one above.
+  t.ok(moved.length / ids.length > 0.1 && moved.length / ids.length < 0.7, `about 2/5 of ${ids.length} blobs (${moved.length})`)
   const after = await onDisk([...v.servers, fifth])
   const misplaced = [...after].filter(([id, on]) => {
     const home = rankIds(all5, id).slice(0, before.get(id)?.length ?? on.length)
