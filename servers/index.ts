@@ -11,15 +11,17 @@ import { UserTable } from './users'
 import { diskId } from './disk-id'
 import { SpaceGuard } from './space'
 import { Scrubber } from './scrub'
-import { serveMetrics } from '../src/protocol'
+import { serveMetrics } from '../src/protocol/metrics-endpoint'
 import { Advertisement, advertise } from '../src/protocol/zeroconf'
 import { ServerMetrics } from './metrics'
+import { DEFAULT_MAX_BLOB_SIZE, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_SCRUB_PERIOD_MS, DEFAULT_SESSION_TTL_MS } from './defaults'
 import { rm, readdir } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 
 export { DataDirError, Layout } from './layout'
-export { readUsersSync, updateUsers, fromVerifier } from './users'
+export * from './defaults'
+export { addUser, readUsersSync, updateUsers, fromVerifier } from './users'
 
 export interface StorageServerOptions {
   dataDir: string
@@ -53,10 +55,6 @@ export interface StorageServer {
   close(graceMs?: number): Promise<void>
 }
 
-export const DEFAULT_MAX_BLOB_SIZE = 128 * 1024 * 1024
-export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
-export const DEFAULT_SESSION_TTL_MS = 12 * 3600_000
-export const DEFAULT_SCRUB_PERIOD_MS = 7 * 24 * 3600_000
 
 export async function startStorageServer(opts: StorageServerOptions): Promise<StorageServer> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`edfs server: ${line}\n`))

@@ -2,7 +2,7 @@
 // --metrics ADDR`, off by default, loopback unless told otherwise): requests by route, method and
 // status with their latency, blob bytes in and out, what is stored and quarantined, the scrub.
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { pulledCounter, pulledGauge } from '../src/protocol'
+import { pulledCounter, pulledGauge } from '../src/protocol/metrics-endpoint'
 import { Scrubber } from './scrub'
 import { TrafficStats } from './stats'
 import { UserStores } from './user-stores'

@@ -89,6 +89,17 @@ export async function updateUsers(file: string, change: (users: Record<string, U
   }
 }
 
+/** Adds a user to the users file; false (and nothing written) if the name is taken. */
+export async function addUser(file: string, name: string, verifier: Verifier): Promise<boolean> {
+  let added = false
+  await updateUsers(file, (users) => {
+    if (users[name]) return
+    users[name] = fromVerifier(verifier)
+    added = true
+  })
+  return added
+}
+
 /** The server's view of the users file, re-read when it changes. */
 export class UserTable {
   private users: Record<string, UserEntry> = {}

@@ -2,7 +2,7 @@
 // cache (memory and disk), the write-back pipeline, commits, each server as the daemon sees it, the cluster's
 // failovers and corruptions, background repair. Read from the live objects at scrape time.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
-import { pulledCounter, pulledGauge } from '../protocol'
+import { pulledCounter, pulledGauge } from '../protocol/metrics-endpoint'
 import { OpenVolume } from './volume-open'
 
 export function daemonRegistry(volume: OpenVolume): Registry {

@@ -5,8 +5,9 @@ import https from 'node:https'
 import { randomBytes } from 'node:crypto'
 import {
   BlobListBody, ChallengeBody, ErrorBody, HEADERS, ByteRange, HealthBody, LoginBody, ROUTES, ScrubStatus, ServerError, StatsBody, VerifyBody, serverErrorOf,
-  authMessage, clientProof, rangeHeader, deriveKeys, serverSignature, sessionKey, sha256Hex, signRequest,
+  authMessage, clientProof, rangeHeader, serverSignature, sessionKey, sha256Hex, signRequest,
 } from '../protocol'
+import { loginKeys } from './login-keys'
 import type { MemberClient } from './member-client'
 
 export interface ServerClientOptions {
@@ -189,7 +190,7 @@ export class ServerClient implements MemberClient {
   private async doLogin(): Promise<Session> {
     const clientNonce = randomBytes(24).toString('base64')
     const ch = this.json<ChallengeBody>(await this.expectOk(await this.raw('POST', ROUTES.challenge, JSON.stringify({ user: this.user, clientNonce }))))
-    const keys = await deriveKeys(this.password, Buffer.from(ch.salt, 'base64'), { N: ch.N, r: ch.r, p: ch.p })
+    const keys = await loginKeys(this.password, Buffer.from(ch.salt, 'base64'), { N: ch.N, r: ch.r, p: ch.p })
     const message = authMessage(this.user, clientNonce, ch.serverNonce)
     const proof = clientProof(keys, message).toString('base64')
     const login = this.json<LoginBody>(
@@ -207,7 +208,7 @@ export class ServerClient implements MemberClient {
    */
   async changePassword(newPassword: string, replace: boolean): Promise<void> {
     const session = await this.currentSession()
-    const keys = await deriveKeys(newPassword, session.salt, session.params)
+    const keys = await loginKeys(newPassword, session.salt, session.params)
     const body = { storedKey: keys.storedKey.toString('base64'), serverKey: keys.serverKey.toString('base64'), replace }
     await this.signed('POST', ROUTES.password, Buffer.from(JSON.stringify(body)))
   }

@@ -1,5 +1,6 @@
 // The one HTTP route a metrics listener has (GET /metrics, Prometheus text), for the storage server
-// and the mount daemon alike, and the address syntax of their --metrics flags.
+// and the mount daemon alike. Not in the protocol barrel: prom-client takes ~40 ms to load, which
+// only the server and the daemon should pay, not every other command.
 import { createServer } from 'node:http'
 import { AddressInfo } from 'node:net'
 import { Counter, Gauge, type Registry } from 'prom-client'
@@ -35,13 +36,4 @@ export function serveMetrics(registry: Registry, host: string, port: number): Pr
       resolve({ url: `http://${h}:${a.port}/metrics`, close: () => new Promise<void>((r) => server.close(() => r())) })
     })
   })
-}
-
-/** "PORT", "HOST:PORT" or "[V6]:PORT" -> host and port; a bare port binds loopback. */
-export function parseListenAddress(text: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]+)):(\d+)$/.exec(text)
-  const host = m ? (m[1] ?? m[2]!) : '127.0.0.1'
-  const port = Number(m ? m[3] : text)
-  if (!Number.isInteger(port) || port < 0 || port > 65535 || (!m && !/^\d+$/.test(text))) throw new Error(`not PORT or HOST:PORT: "${text}"`)
-  return { host, port }
 }

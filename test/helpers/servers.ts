@@ -1,10 +1,12 @@
 // Real storage servers for tests: child processes `node bin/edfs server --data DIR --port 0`,
-// each with a temp data directory and users added through `edfs server useradd --password-stdin`.
+// each with a temp data directory and its users file written before it starts.
 // Every server is killed (by PID) in t.teardown, and on process exit as a last resort.
 import type { Test } from 'tap'
 import { ChildProcess, spawn } from 'node:child_process'
 import { RunOptions, RunResult, live, run } from './run'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { Layout, addUser } from '../../servers'
+import { Verifier, makeVerifier } from '../../src/protocol'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -57,16 +59,22 @@ export function runEdfs(args: string[], opts: RunOptions & { prefix?: string[] }
   return run(cmd!, argv, { timeoutMs: 30_000, ...opts })
 }
 
-/** Adds users (one after the other: the users file has a lock, no need to race it). */
+/**
+ * Adds users, each with one verifier per test process: the same salt on every server, as
+ * quickstart does, so a client's login to all of them derives the password's keys once (scrypt is
+ * most of a CLI call's time). `edfs server useradd` itself is tested in test/server/cli.test.ts,
+ * servers with salts of their own in test/cluster/login-keys.test.ts.
+ */
 export async function addUsers(dataDir: string, users: { name: string; password: string }[]): Promise<void> {
-  const file = path.join(dataDir, 'users.json')
-  const existing = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { users: Record<string, unknown> }).users : {}
+  const file = new Layout(dataDir).usersFile
   for (const u of users) {
-    if (existing[u.name]) continue
-    const r = await runEdfs(['server', 'useradd', u.name, '--data', dataDir, '--password-stdin'], { input: `${u.password}\n` })
-    if (r.code !== 0) throw new Error(`edfs server useradd ${u.name} failed (${r.code}): ${r.stderr.trim()}`)
+    const key = `${u.name}\0${u.password}`
+    let verifier = verifiers.get(key)
+    if (!verifier) verifiers.set(key, (verifier = makeVerifier(u.password)))
+    await addUser(file, u.name, await verifier)
   }
 }
+const verifiers = new Map<string, Promise<Verifier>>()
 
 class ServerProcess implements RunningServer {
   url = ''

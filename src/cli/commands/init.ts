@@ -8,7 +8,6 @@ import { createKeyFile, serializeKeyFile } from '../../crypto'
 import { KEYFILE_RECORD, Volume, fetchKeyFiles, readMembership, readVolumeHead, unlock, unlockAny } from '../../volume'
 import { ClientConfig, configPath, keyFilePath, memberArg, saveConfig, writePrivateFile } from '../config'
 import { UsageError } from '../errors'
-import { withDiscovered } from '../discover'
 import { readPassword } from '../password'
 import { parseSize } from '../../protocol'
 import { connect } from '../volume-open'
@@ -70,6 +69,7 @@ async function init(opts: InitOptions): Promise<void> {
   if (opts.discover) {
     const wait = Number(opts.discoverWait)
     if (!(wait > 0 && wait <= 60)) throw new UsageError(`--discover-wait: seconds, 0 < s <= 60 (got "${opts.discoverWait}")`)
+    const { withDiscovered } = await import('../discover') // mDNS's modules only when asked for
     urls = await withDiscovered(urls, { waitMs: Math.round(wait * 1000), ca, log: (line) => process.stderr.write(`${line}\n`) })
     if (urls.length === 0) throw new UsageError('no edfs server found on the LAN (started with --advertise and --host 0.0.0.0? multicast allowed between here and there?); or name them: --servers URL,...')
   }

@@ -13,7 +13,6 @@ import { formatSize } from '../../protocol'
 import { DEFAULT_CACHE_BYTES } from '../../volume'
 import { daemonFiles, findDaemon, tail } from '../daemon-files'
 import { UsageError } from '../errors'
-import { runDaemon } from '../mount-daemon'
 import { MOUNT_OPTIONS_HELP } from '../mount-helper'
 import { MountOptions, checkMountOptions, checkMountPoint, seconds } from '../mount-options'
 import { readPassword } from '../password'
@@ -63,10 +62,16 @@ umount /mnt/dfs (or fusermount -u) flushes and commits like edfs umount.
 Examples:
   edfs mount /mnt/dfs
   echo "$PW" | edfs mount /mnt/dfs --read-only --password-stdin`)
-    .action((mountPoint: string, opts: MountOptions) => (opts.foreground ? runDaemon(mountPoint, opts) : startBackground(mountPoint, opts)))
+    .action((mountPoint: string, opts: MountOptions) => (opts.foreground ? runForeground(mountPoint, opts) : startBackground(mountPoint, opts)))
 }
 
 // ---- edfs mount (background) ----
+
+/** The daemon itself, loaded only here: its modules (the FUSE binding, prom-client) cost every other command their load time. */
+async function runForeground(mountPoint: string, opts: MountOptions): Promise<void> {
+  const { runDaemon } = await import('../mount-daemon')
+  await runDaemon(mountPoint, opts)
+}
 
 async function startBackground(target: string, opts: MountOptions): Promise<void> {
   const mountPoint = path.resolve(target)

@@ -6,7 +6,10 @@ import { mkdir, open, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { Command } from 'commander'
+import { Layout } from '../../../servers/layout'
+import { addUser } from '../../../servers/users'
 import { findFuseMount, probeMountPoint } from '../../fuse/mount-points'
+import { Verifier, makeVerifier } from '../../protocol'
 import { writePrivateFile } from '../config'
 import { UsageError } from '../errors'
 import { EDFS_BIN, runSelf } from '../self'
@@ -49,6 +52,9 @@ async function start(mountpoint: string): Promise<void> {
     return fresh
   })
   const previous = await loadState(dir)
+  // One verifier on all four (one machine, one trust domain): a login to all of them derives the
+  // password's keys once (cluster/login-keys.ts), not four times.
+  let verifier: Promise<Verifier> | null = null
   const servers: State['servers'] = []
   for (let i = 1; i <= SERVERS; i++) {
     const name = `dfs${i}`
@@ -58,8 +64,8 @@ async function start(mountpoint: string): Promise<void> {
       servers.push(known)
       continue
     }
-    const fresh = !(await exists(join(data, 'users.json')))
-    if (fresh) await runSelf(['server', 'useradd', USER, '--data', data], { EDFS_PASSWORD: password })
+    const usersFile = new Layout(data).usersFile
+    if (!(await exists(usersFile))) await addUser(usersFile, USER, await (verifier ??= makeVerifier(password)))
     const port = known ? new URL(known.url).port : '0'
     servers.push({ name, ...(await startServer(data, port, join(dir, `${name}.log`))) })
     process.stdout.write(`started storage server ${name} at ${servers[servers.length - 1]!.url}\n`)

@@ -2,7 +2,8 @@
 import { Command } from 'commander'
 import { readFileSync, rmSync } from 'node:fs'
 import { AUTH_SCRYPT, isUserName, makeVerifier } from '../../protocol'
-import { DataDirError, Layout, fromVerifier, readUsersSync, startStorageServer, updateUsers } from '../../../servers'
+import { DataDirError, Layout } from '../../../servers/layout'
+import { addUser, fromVerifier, readUsersSync, updateUsers } from '../../../servers/users'
 import { UsageError } from '../errors'
 import { readPassword } from '../password'
 import { ServerRunOptions, addServerOptions, parseServerOptions } from '../server-options'
@@ -59,11 +60,8 @@ Examples:
       const opts = userOptions(name, cmd)
       const file = new Layout(opts.data).usersFile
       if (readUsersSync(file)[name]) throw new UsageError(`user ${name} already exists (use \`edfs server passwd ${name}\`)`)
-      const entry = fromVerifier(await makeVerifier(await readPassword(opts, `Password for ${name}: `, true), AUTH_SCRYPT))
-      await updateUsers(file, (users) => {
-        if (users[name]) throw new UsageError(`user ${name} already exists`)
-        users[name] = entry
-      })
+      const verifier = await makeVerifier(await readPassword(opts, `Password for ${name}: `, true), AUTH_SCRYPT)
+      if (!(await addUser(file, name, verifier))) throw new UsageError(`user ${name} already exists`)
       process.stderr.write(`edfs: user ${name} added\n`)
     })
 
@@ -131,6 +129,8 @@ async function runServer(opts: ServerRunOptions): Promise<void> {
   }
   let srv
   try {
+    // Loaded here: the server's modules (prom-client, mDNS) cost every other command their load time.
+    const { startStorageServer } = await import('../../../servers')
     srv = await startStorageServer({
       dataDir: opts.data, host: opts.host, port: opts.port, tls, maxBlobSize: opts.maxBlobSize, requestTimeoutMs: opts.requestTimeout, scrubPeriodMs: opts.scrubPeriod, metrics: opts.metrics, version: VERSION,
       advertise: opts.advertise === undefined ? undefined : { name: opts.advertise === true ? undefined : opts.advertise },
