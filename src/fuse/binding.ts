@@ -26,6 +26,7 @@
 //   ENODATA): ls -l then stops asking for security.selinux and ACLs after one file.
 import * as path from 'node:path'
 import { prepareMountPoint } from './mount-points'
+import { withDeadlines } from './deadlines'
 
 /** Who made a request (from fuse_get_context; patch level 2). */
 export interface FuseCaller {
@@ -119,9 +120,6 @@ export interface FuseOps {
   fallocate?(path: string, fd: number, mode: number, offset: number, length: number, cb: ErrCb): void
 }
 
-/** Per-operation timeouts of the binding, in ms (false: none). */
-type TimeoutSpec = { default: number } & Partial<Record<keyof FuseOps, number | false>>
-
 interface FuseInstance {
   mount(cb: (err: Error | null) => void): void
   unmount(cb: (err: Error | null) => void): void
@@ -192,11 +190,18 @@ export interface MountOptions {
 export const DEFAULT_OP_TIMEOUT_MS = 60_000
 export const DEFAULT_SYNC_TIMEOUT_MS = 600_000
 
-/** The option object fuse-native takes (exported for tests). */
-export function buildFuseOptions(opts: MountOptions): Record<string, unknown> {
+/** Operations that wait for uploads, and so get the sync timeout. */
+const SYNC_OPS = new Set(['flush', 'fsync', 'release'])
+
+/** How long an operation may go unanswered before it is answered ETIMEDOUT (deadlines.ts). */
+export function opLimit(opts: MountOptions): (op: string) => number {
   const opMs = opts.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS
   const syncMs = opts.syncTimeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS
-  const timeout: TimeoutSpec = { default: opMs, flush: syncMs, fsync: syncMs, release: syncMs }
+  return (op) => (SYNC_OPS.has(op) ? syncMs : opMs)
+}
+
+/** The option object fuse-native takes (exported for tests). */
+export function buildFuseOptions(opts: MountOptions): Record<string, unknown> {
   return {
     bigWrites: true, // patch: 128 KiB writes instead of 4 KiB
     useIno: true, // patch: st_ino is the inode's own number, the same for every hard link
@@ -209,7 +214,7 @@ export function buildFuseOptions(opts: MountOptions): Record<string, unknown> {
     // Strings: fuse-native drops falsy option values, and 0 is a valid timeout.
     attrTimeout: String(opts.attrTimeoutSec ?? 1),
     entryTimeout: String(opts.entryTimeoutSec ?? 1),
-    timeout,
+    timeout: false, // deadlines.ts answers what goes unanswered, without a timer per call
     force: false, // we clear stale mounts ourselves (clearStaleMount), and refuse live ones
     mkdir: false,
   }
@@ -231,13 +236,17 @@ export async function mount(mountPoint: string, ops: FuseOps, opts: MountOptions
   const mnt = path.resolve(mountPoint)
   await prepareMountPoint(mnt, log)
   const Fuse = loadFuse()
-  const fuse = new Fuse(mnt, ops, buildFuseOptions(opts))
-  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())))
+  const deadlines = withDeadlines(ops, opLimit(opts), log)
+  const fuse = new Fuse(mnt, deadlines.ops, buildFuseOptions(opts))
+  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve()))).catch((err: unknown) => {
+    deadlines.stop()
+    throw err
+  })
   let unmounting: Promise<void> | undefined
   return {
     mountPoint: mnt,
     unmount(): Promise<void> {
-      unmounting ??= new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve())))
+      unmounting ??= new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve()))).then(() => deadlines.stop())
       return unmounting
     },
   }

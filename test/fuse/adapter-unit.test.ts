@@ -3,7 +3,7 @@
 // answers come from it; bad handles). The POSIX rules themselves: test/volume/posix.test.ts.
 import t from 'tap'
 import { createFuseOps, toFuseStat, toFuseStatfs } from '../../src/fuse/adapter'
-import { buildFuseOptions, type FuseOps } from '../../src/fuse/binding'
+import { buildFuseOptions, opLimit, type FuseOps } from '../../src/fuse/binding'
 import { ERRNO, errnoOf, toErrno } from '../../src/fuse/errno'
 import { FsError, type FileSystem } from '../../src/volume/fs-types'
 import { newVolume } from '../volume/fixtures/new-volume'
@@ -40,7 +40,9 @@ t.test('stat and statfs conversion', async (t) => {
 t.test('fuse-native options', async (t) => {
   const o = buildFuseOptions({ allowOther: true, attrTimeoutSec: 0, opTimeoutMs: 5000 })
   t.match(o, { bigWrites: true, defaultPermissions: true, allowOther: true, fsname: 'edfs', subtype: 'edfs', attrTimeout: '0', entryTimeout: '1' })
-  t.match(o.timeout, { default: 5000, flush: 600000, fsync: 600000, release: 600000 })
+  t.equal(o.timeout, false, 'no timer per call in fuse-native: deadlines.ts answers late calls')
+  const limit = opLimit({ opTimeoutMs: 5000 })
+  t.same(['getattr', 'read', 'flush', 'fsync', 'release'].map(limit), [5000, 5000, 600000, 600000, 600000])
 })
 
 function call<T>(fn: (cb: (err: number, v?: T) => void) => void): Promise<[number, T | undefined]> {
