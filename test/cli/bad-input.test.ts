@@ -48,6 +48,8 @@ t.test('bad input', async (t) => {
     await refused(['put', path.join(local, 'file.txt'), '/no/such/dir/x'], /ENOENT/, 'put into a missing remote directory')
     await refused(['get', '/file.txt', path.join(v.dir, 'no', 'such', 'dir')], /does not exist/, 'get into a missing local directory')
     t.equal((await v.run(['rm', '-f', '/nope'])).code, 0, 'rm -f ignores it')
+    const noPassword = await v.run(['put', path.join(local, 'missing.txt'), '/x'], { env: { EDFS_PASSWORD: '' } })
+    t.match(noPassword.stderr, /cannot put .*missing\.txt: no such file or directory/, 'a missing local file is named before any password is asked for')
   })
 
   t.test('a file where a directory is expected, and the reverse', async (t) => {

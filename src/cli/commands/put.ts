@@ -48,8 +48,10 @@ async function put(paths: string[], opts: TransferOptions): Promise<void> {
   if (paths.length < 2) throw new UsageError('put needs at least one LOCAL path and a REMOTE destination (see edfs put --help)')
   const sources = paths.slice(0, -1)
   const dest = remotePath(paths[paths.length - 1]!)
+  // The local side first: a missing or unreadable source fails before the password and the servers.
+  const local = await statSources(sources)
   await withVolume(opts, false, async (volume, signal) => {
-    const items = await plan(volume, sources, dest, !!opts.force)
+    const items = await plan(volume, local, dest, !!opts.force)
     const files = items.filter((i): i is FileItem => i.kind === 'file')
     const total = files.reduce((n, f) => n + f.size, 0)
     const progress = new Progress('put', total, files.length, opts.quiet)
@@ -86,7 +88,7 @@ async function put(paths: string[], opts: TransferOptions): Promise<void> {
     if (!opts.quiet && process.stderr.isTTY) process.stderr.write(`put ${files.length} file(s), ${summary(progress.bytes, progress.seconds)}\n`)
   }, { cacheBytes: 160 * 1024 * 1024, maxDirtyBytes: 128 * 1024 * 1024, maxUploads: 16 }, async (mount, volume, signal) => {
     // The same plan and checks; the writes go through the mount.
-    const items = await plan(volume, sources, dest, !!opts.force)
+    const items = await plan(volume, local, dest, !!opts.force)
     const files = items.filter((i): i is FileItem => i.kind === 'file')
     const progress = new Progress('put', files.reduce((n, f) => n + f.size, 0), files.length, opts.quiet)
     try {
@@ -113,13 +115,9 @@ async function put(paths: string[], opts: TransferOptions): Promise<void> {
 }
 
 /** Walks the sources and decides every remote name; refuses conflicts before anything is written. */
-async function plan(volume: OpenVolume, sources: string[], dest: string, force: boolean): Promise<Item[]> {
-  const destNode = lookup(volume, dest)
-  const intoDir = destNode?.kind === 'dir'
-  if (sources.length > 1 && !intoDir) {
-    throw new UsageError(destNode ? `target ${dest} is not a directory` : `target directory ${dest} does not exist`)
-  }
-  const items: Item[] = []
+/** The sources as named on the command line (links followed), each one a file, directory or link. */
+async function statSources(sources: string[]): Promise<{ src: string; st: Stats }[]> {
+  const out: { src: string; st: Stats }[] = []
   for (const src of sources) {
     let st: Stats
     try {
@@ -128,6 +126,19 @@ async function plan(volume: OpenVolume, sources: string[], dest: string, force: 
       throw new UsageError(`cannot put ${src}: ${localReason(err)}`)
     }
     checkPuttable(src, st)
+    out.push({ src, st })
+  }
+  return out
+}
+
+async function plan(volume: OpenVolume, sources: { src: string; st: Stats }[], dest: string, force: boolean): Promise<Item[]> {
+  const destNode = lookup(volume, dest)
+  const intoDir = destNode?.kind === 'dir'
+  if (sources.length > 1 && !intoDir) {
+    throw new UsageError(destNode ? `target ${dest} is not a directory` : `target directory ${dest} does not exist`)
+  }
+  const items: Item[] = []
+  for (const { src, st } of sources) {
     let target = dest
     if (intoDir) {
       const name = basename(resolve(src))
