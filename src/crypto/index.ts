@@ -12,3 +12,4 @@ export {
 } from './chunk'
 export { META_FORMAT_VERSION, META_OVERHEAD, sealMeta, openMeta } from './meta'
 export { blobId } from './blob-id'
+export { randomBuffer } from './random'

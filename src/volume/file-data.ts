@@ -3,8 +3,7 @@
 // A write into a stored chunk keeps only the bytes written (extents over the chunk, not loaded);
 // its upload stores them as a slice over the chunk, or folds everything into a new whole chunk
 // (compaction) once slices would cover much of it or become too many.
-import { randomBytes } from 'node:crypto'
-import { CHUNK_SALT_BYTES, blobId, sealChunk } from '../crypto'
+import { CHUNK_SALT_BYTES, blobId, randomBuffer, sealChunk } from '../crypto'
 import { ChunkCache } from './chunk-cache'
 import { BlobRef, ChunkRef, INLINE_MAX, Slice, SlicePart, cutRef, isBlobRef, isInlineRef, isSlicedRef, sliceBlob, sliceCoverage } from './chunk-refs'
 import { FsError } from './fs-types'
@@ -571,7 +570,7 @@ export class FileData {
    * allowed), else alone, sealed inside an upload slot so sealed copies stay bounded by the slots.
    */
   private async seal(f: FileState, i: number, plain: Buffer, mayPack: boolean): Promise<BlobRef> {
-    const salt = randomBytes(CHUNK_SALT_BYTES)
+    const salt = randomBuffer(CHUNK_SALT_BYTES)
     const hex = salt.toString('hex')
     if (mayPack && plain.length <= PACK_PIECE_MAX) {
       const { id, at } = await this.packer.add(sealChunk(this.contentsKey, f.fileId, i, plain, salt))

@@ -1,7 +1,7 @@
 // The directory tree and every inode, in memory. Every change is expressed as journal entries and
 // applied through `apply`, the same function that replays the journal at load: what a mount sees
 // and what a later load rebuilds cannot drift apart.
-import { randomBytes } from 'node:crypto'
+import { randomBuffer } from '../crypto'
 import { FsError, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, isSpecialType } from './fs-types'
 import { BlobRef, ChunkRef, StoredRef, loadRef, refBlobs, storeRef, storeRefAfter } from './chunk-refs'
 import { splitParent, splitPath } from './paths'
@@ -86,7 +86,7 @@ function attrsOf(node: Inode): InodeAttrs {
 export const DIR_SIZE = 4096
 
 export function newInodeId(): string {
-  return randomBytes(16).toString('hex')
+  return randomBuffer(16).toString('hex')
 }
 
 const typeBits: Record<Exclude<Kind, 'special'>, number> = { dir: S_IFDIR, file: S_IFREG, symlink: S_IFLNK }

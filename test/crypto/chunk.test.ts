@@ -99,6 +99,22 @@ t.test('random nonces stay distinct across refills of their pool', async (t) => 
   t.notOk(out.subarray(0, NONCE_BYTES).equals(Buffer.alloc(NONCE_BYTES)), 'not the pool\'s zero bytes')
 })
 
+t.test('pooled random bytes: mixed sizes across refills never repeat; too large a request is refused', async (t) => {
+  const { fillRandom, randomBuffer } = await import('../../src/crypto/random')
+  const seen = new Set<string>()
+  let n = 0
+  for (let i = 0; i < 2000; i++) {
+    const size = [16, 8, 12, 32, 7][i % 5]!
+    seen.add(randomBuffer(size).toString('hex'))
+    n++
+  }
+  t.equal(seen.size, n, 'every draw distinct (16-byte ids, 8-byte salts, nonces, odd sizes)')
+  const big = Buffer.alloc(4096)
+  fillRandom(big, 0, 4096)
+  t.notOk(big.equals(Buffer.alloc(4096)), 'a whole pool at once')
+  t.throws(() => fillRandom(Buffer.alloc(4097), 0, 4097), RangeError)
+})
+
 t.test('sealedLength / plainLength arithmetic', async (t) => {
   // Every sealed length near the block boundaries either comes from exactly one plaintext length
   // (found by brute force over nearby plaintext lengths), or plainLength refuses it.
