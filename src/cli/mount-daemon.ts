@@ -109,6 +109,7 @@ export async function runDaemon(target: string, opts: MountOptions, deps: Daemon
           backgroundGc: opts.readOnly ? undefined : backgroundGcOptions(opts),
           repair: opts.readOnly ? undefined : repairSettings(opts),
           followMembershipMs: 5000,
+          longLived: true,
           holder: `${hostname()} pid ${process.pid} ${mountPoint}`,
           log,
         })

@@ -22,7 +22,7 @@ export interface Session {
   keys: VolumeKeys
 }
 
-export async function connect(config: ClientConfig, password: string, log?: (line: string) => void): Promise<Cluster> {
+export async function connect(config: ClientConfig, password: string, log?: (line: string) => void, longLived = false): Promise<Cluster> {
   const knownIds: Record<string, string> = {}
   for (const s of config.servers) if (s.id) knownIds[s.url] = s.id
   try {
@@ -35,6 +35,7 @@ export async function connect(config: ClientConfig, password: string, log?: (lin
       timeoutMs: config.timeoutMs,
       ca: config.ca ? await readFile(config.ca) : undefined,
       knownIds,
+      longLived,
       log,
     })
   } catch (err) {
@@ -60,7 +61,7 @@ export async function followMembership(session: Session, log?: (line: string) =>
 }
 
 /** Connects and unlocks the volume named by the config. */
-export async function openSession(opts: { config?: string; password: string; log?: (line: string) => void }): Promise<Session> {
+export async function openSession(opts: { config?: string; password: string; log?: (line: string) => void; longLived?: boolean }): Promise<Session> {
   const configFile = configPath(opts.config)
   const config = await loadConfig(configFile)
   const local = keyFilePath(configFile)
@@ -68,7 +69,7 @@ export async function openSession(opts: { config?: string; password: string; log
   // command); its outcome is looked at only once the servers have accepted us.
   const localKeys = readFile(local).then((text) => unlock(parseKeyFile(text), opts.password))
   localKeys.catch(() => undefined)
-  const cluster = await connect(config, opts.password, opts.log)
+  const cluster = await connect(config, opts.password, opts.log, opts.longLived)
   try {
     let keys: VolumeKeys
     try {
@@ -104,6 +105,8 @@ export interface RepairSettings {
 export async function openVolume(
   opts: {
     config?: string; readOnly: boolean; cacheBytes?: number; password: string; repair?: RepairSettings
+    /** A long-running process (the mount daemon): ClusterOptions.longLived. */
+    longLived?: boolean
     /** Look for a changed server list this often (the mount daemon); a change starts a rebalance. */
     followMembershipMs?: number
     /** Keep sealed chunks on this machine's disk (dir default: diskCacheDir; size default: the disk cache's). */

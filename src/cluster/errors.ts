@@ -1,7 +1,7 @@
 // Errors the cluster layer throws. Every one names the blob or record, and each server tried with
 // the reason it gave, so a user (or fsck) can see what happened without a debugger.
 import { ServerError, isBlobId } from '../protocol'
-import { TimeoutError, UnreachableError } from './server-client'
+import { TimeoutError, UnreachableError } from './server-transport'
 
 export { ServerError, TimeoutError, UnreachableError }
 

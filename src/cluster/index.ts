@@ -50,6 +50,8 @@ export interface ClusterOptions {
    * with neither a known nor a reported id is ranked under a stand-in id made from its URL.
    */
   knownIds?: Record<string, string>
+  /** A long-running process (the mount daemon): see ServerClientOptions.longLived. */
+  longLived?: boolean
   /** Parallel requests per server in getMany; default 4. */
   readConcurrency?: number
   /** First and largest delay of the background health probe of a down server; default 250 / 10000 ms. */
@@ -101,7 +103,7 @@ export class Cluster {
       known.set(memberUrl(url), id)
     }
     const probe = opts.probeBackoffMs ?? { baseMs: 250, maxMs: 10_000 }
-    const memberOptions = { user: opts.user, password: opts.password, timeoutMs, ca: opts.ca, probe, log }
+    const memberOptions = { user: opts.user, password: opts.password, timeoutMs, ca: opts.ca, longLived: opts.longLived, probe, log }
     const members = urls.map((url) => new Member({ ...memberOptions, url, knownId: known.get(url) }))
     const pool = new Pool(members, { replicas, writeQuorum, timeoutMs, readConcurrency: opts.readConcurrency ?? 4, log })
     const cluster = new Cluster(pool, memberOptions)

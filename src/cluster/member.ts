@@ -3,7 +3,7 @@ import { HealthBody } from '../protocol'
 import { ClusterConfigError, classify, reasonOf } from './errors'
 import { MemberClient, memberClient } from './member-client'
 import { BackoffPolicy, backoffDelay } from './retry'
-import { TimeoutError, UnreachableError } from './server-client'
+import { TimeoutError, UnreachableError } from './server-transport'
 
 export interface MemberStatus {
   url: string
@@ -29,6 +29,8 @@ export interface MemberOptions {
   password: string
   timeoutMs: number
   ca?: string | Buffer
+  /** A long-running process (the mount daemon): see ServerClientOptions.longLived. */
+  longLived?: boolean
   knownId?: string
   probe: BackoffPolicy
   log: (line: string) => void
@@ -36,7 +38,7 @@ export interface MemberOptions {
 
 const ALPHA = 0.2
 /** Errors worth one immediate second try on the same server: a keep-alive socket the server closed under us. */
-const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
+const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'UND_ERR_SOCKET'])
 
 export class Member {
   readonly url: string
@@ -62,7 +64,7 @@ export class Member {
   receivedBytes = 0
 
   constructor(private readonly opts: MemberOptions) {
-    this.client = memberClient({ url: opts.url, user: opts.user, password: opts.password, timeoutMs: opts.timeoutMs, ca: opts.ca })
+    this.client = memberClient({ url: opts.url, user: opts.user, password: opts.password, timeoutMs: opts.timeoutMs, ca: opts.ca, longLived: opts.longLived })
     this.url = this.client.url
     this.knownId = opts.knownId
   }

@@ -15,7 +15,8 @@ import { BlobListBody, ByteRange, HealthBody, MAX_LIST_LIMIT, ServerError, Stats
 import type { MemberClient } from './member-client'
 import type { S3Location } from './member-url'
 import { retry } from './retry'
-import { DEFAULT_TIMEOUT_MS, MAX_PREALLOCATE, TimeoutError, UnreachableError } from './server-client'
+import { DEFAULT_TIMEOUT_MS } from './server-client'
+import { MAX_PREALLOCATE, TimeoutError, UnreachableError } from './server-transport'
 
 export interface S3MemberOptions extends S3Location {
   url: string

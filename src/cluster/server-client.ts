@@ -1,7 +1,5 @@
 // One storage server as the client sees it: keep-alive HTTP(S), login, signed requests, timeouts.
 // Single attempts only; retries, health and placement live in the pool above it.
-import http from 'node:http'
-import https from 'node:https'
 import { randomBytes } from 'node:crypto'
 import {
   BlobListBody, ChallengeBody, ErrorBody, HEADERS, ByteRange, HealthBody, LoginBody, ROUTES, ScrubStatus, ServerError, StatsBody, VerifyBody, serverErrorOf,
@@ -9,6 +7,7 @@ import {
 } from '../protocol'
 import { loginKeys } from './login-keys'
 import type { MemberClient } from './member-client'
+import { Answer, ServerTransport, Via } from './server-transport'
 
 export interface ServerClientOptions {
   url: string
@@ -19,12 +18,11 @@ export interface ServerClientOptions {
   /** PEM of a CA to trust for https URLs (pinning a private CA). */
   ca?: string | Buffer
   maxSockets?: number
-}
-
-interface Answer {
-  status: number
-  headers: http.IncomingHttpHeaders
-  body: Buffer
+  /**
+   * A long-running process (the mount daemon): requests go through undici, cheaper per request and
+   * per byte received but ~0.1 s to load, which a short command never earns back (server-transport.ts).
+   */
+  longLived?: boolean
 }
 
 interface Session {
@@ -38,23 +36,7 @@ interface Session {
 /** Longest silence on a call (connect, first byte, between bytes) unless configured. */
 export const DEFAULT_TIMEOUT_MS = 30_000
 
-/** Largest answer read into a buffer sized from its content-length before the bytes arrive. */
-export const MAX_PREALLOCATE = 256 * 1024 * 1024
-
 const SESSION_RETRY_CODES = new Set(['session-expired'])
-
-/**
- * Bodies from this size on wait for the server's `100 Continue`: a refusal (expired session, disk
- * full) then comes as an answer before the body is sent, not as a connection the server closed on
- * an unread upload, which looks like a dead server. One round trip; small bodies skip it.
- */
-const EXPECT_CONTINUE_MIN = 64 * 1024
-
-/** How one request goes out: on the keep-alive agent, or (background probes) on a connection of its own that never keeps the process alive. */
-interface Via {
-  fresh: boolean
-  timeoutMs: number
-}
 
 export class ServerClient implements MemberClient {
   readonly kind = 'server' as const
@@ -62,9 +44,8 @@ export class ServerClient implements MemberClient {
   readonly user: string
   private readonly password: string
   private readonly base: URL
-  private readonly agent: http.Agent
+  private readonly transport: ServerTransport
   private readonly timeoutMs: number
-  private readonly ca: string | Buffer | undefined
   private session: Promise<Session> | null = null
   /** The server's stable id, known after the first health call. */
   id: string | undefined
@@ -76,13 +57,11 @@ export class ServerClient implements MemberClient {
     this.user = opts.user
     this.password = opts.password
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
-    this.ca = opts.ca
-    const agentOptions = { keepAlive: true, maxSockets: opts.maxSockets ?? 16, ca: opts.ca }
-    this.agent = this.base.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions)
+    this.transport = new ServerTransport(this.base, { timeoutMs: this.timeoutMs, ca: opts.ca, maxSockets: opts.maxSockets ?? 16, undici: opts.longLived })
   }
 
   close(): void {
-    this.agent.destroy()
+    this.transport.close()
   }
 
   async health(): Promise<HealthBody> {
@@ -239,59 +218,7 @@ export class ServerClient implements MemberClient {
   }
 
   private raw(method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}, via: Via = { fresh: false, timeoutMs: this.timeoutMs }): Promise<Answer> {
-    return new Promise((resolve, reject) => {
-      const mod = this.base.protocol === 'https:' ? https : http
-      const allHeaders: Record<string, string | number> = { ...headers }
-      const length = body === undefined ? 0 : Buffer.byteLength(body)
-      const expectContinue = length >= EXPECT_CONTINUE_MIN
-      if (body !== undefined) {
-        allHeaders['content-length'] = length
-        if (!allHeaders['content-type']) allHeaders['content-type'] = typeof body === 'string' ? 'application/json' : 'application/octet-stream'
-      }
-      if (expectContinue) allHeaders.expect = '100-continue'
-      const req = mod.request(
-        {
-          protocol: this.base.protocol, hostname: this.base.hostname, port: this.base.port, method, path, headers: allHeaders,
-          ...(via.fresh ? { agent: false, ca: this.ca } : { agent: this.agent }),
-        },
-        (res) => {
-          const expected = Number(res.headers['content-length'])
-          // Known length: fill one buffer in place instead of collecting and joining the pieces.
-          // Capped: a hostile or broken server must not make us allocate whatever its header claims.
-          const whole = method !== 'HEAD' && Number.isSafeInteger(expected) && expected > 0 && expected <= MAX_PREALLOCATE ? Buffer.allocUnsafe(expected) : null
-          const parts: Buffer[] = []
-          let received = 0
-          res.on('data', (d: Buffer) => {
-            if (whole && received + d.length <= expected) d.copy(whole, received)
-            else parts.push(d)
-            received += d.length
-          })
-          res.on('error', reject)
-          res.on('end', () => {
-            // Answered without asking for the body: this request can never be finished on its socket.
-            if (expectContinue && !bodySent) req.destroy()
-            if (method !== 'HEAD' && Number.isFinite(expected) && received !== expected) {
-              reject(new ServerError(res.statusCode ?? 0, 'unknown', `short answer: ${received} of ${expected} bytes`, this.url))
-              return
-            }
-            const data = whole ?? (parts.length === 1 ? parts[0]! : Buffer.concat(parts))
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data })
-          })
-          res.on('aborted', () => reject(new ServerError(res.statusCode ?? 0, 'unknown', 'answer aborted', this.url)))
-        },
-      )
-      if (via.fresh) req.on('socket', (s) => s.unref())
-      req.setTimeout(via.timeoutMs, () => req.destroy(new TimeoutError(this.url, via.timeoutMs)))
-      req.on('error', (err) => reject(err instanceof TimeoutError ? err : new UnreachableError(this.url, err)))
-      let bodySent = !expectContinue
-      if (expectContinue) {
-        req.flushHeaders()
-        req.once('continue', () => {
-          bodySent = true
-          req.end(body)
-        })
-      } else req.end(body)
-    })
+    return this.transport.send(method, path, body, headers, via)
   }
 
   private expectOk(a: Answer): Answer {
@@ -315,21 +242,5 @@ export class ServerClient implements MemberClient {
     } catch {
       throw new ServerError(a.status, 'unknown', 'answer is not JSON', this.url)
     }
-  }
-}
-
-/** The server did not answer within the timeout (connect, first byte or between bytes). */
-export class TimeoutError extends Error {
-  constructor(readonly server: string, readonly timeoutMs: number) {
-    super(`${server}: no answer within ${timeoutMs} ms`)
-    this.name = 'TimeoutError'
-  }
-}
-
-/** The connection failed (refused, reset, DNS, TLS). */
-export class UnreachableError extends Error {
-  constructor(readonly server: string, override readonly cause: Error) {
-    super(`${server}: ${cause.message}`)
-    this.name = 'UnreachableError'
   }
 }
