@@ -1,5 +1,6 @@
-// One storage server as the client sees it: keep-alive HTTP(S), login, signed requests, timeouts.
-// Single attempts only; retries, health and placement live in the pool above it.
+// One storage server as the client sees it: login, signed requests, session renewal. Each request's
+// trip (HTTP clients, timeouts) is server-transport.ts's. Single attempts only; retries, health and
+// placement live in the pool above it.
 import { randomBytes } from 'node:crypto'
 import {
   BlobListBody, ChallengeBody, ErrorBody, HEADERS, ByteRange, HealthBody, LoginBody, ROUTES, ScrubStatus, ServerError, StatsBody, VerifyBody, serverErrorOf,
@@ -19,8 +20,9 @@ export interface ServerClientOptions {
   ca?: string | Buffer
   maxSockets?: number
   /**
-   * A long-running process (the mount daemon): requests go through undici, cheaper per request and
-   * per byte received but ~0.1 s to load, which a short command never earns back (server-transport.ts).
+   * A long-running process (the mount daemon): pooled requests go through undici, cheaper per
+   * request and per byte received but 0.1 s slower to start, which a short command never earns back
+   * (server-transport.ts).
    */
   longLived?: boolean
 }

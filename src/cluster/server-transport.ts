@@ -2,10 +2,10 @@
 // no retries). node:http by default; a long-lived process (the mount daemon) sends its pooled
 // requests through undici instead.
 //
-// Measured on this machine (docs/cluster.md, "HTTP clients"): undici receives a 4 MiB body for
-// ~0.9-1.1 client CPU-s per GiB where node:http takes ~1.25-1.5 (its parser copies every piece of a
+// Measured on this machine (docs/cluster.md, "HTTP clients"): undici receives 4 MiB bodies for
+// 0.85-1.17 client CPU-s per GiB where node:http takes 1.25-1.71 (its parser copies every piece of a
 // body into a new buffer), and a small request costs ~90 us of client CPU instead of ~150; but
-// loading it and making a first request takes ~0.13-0.18 s instead of ~0.04, which a short CLI
+// loading it and making a first request takes 0.13-0.18 s instead of ~0.04, which a short CLI
 // command never earns back. node:http sends a 4 MiB body a little cheaper (0.38-0.45 vs 0.52-0.56
 // CPU-s per GiB) and, unlike undici over HTTP/1.1, can wait for `100 Continue`; background probes
 // need a socket that never keeps the process alive, which undici's pool does not offer per request.
@@ -73,7 +73,7 @@ export class ServerTransport {
       all['content-length'] = String(length)
       if (!all['content-type']) all['content-type'] = typeof body === 'string' ? 'application/json' : 'application/octet-stream'
     }
-    if (this.opts.undici && !via.fresh && length < EXPECT_CONTINUE_MIN && !this.closed) return this.viaUndici(method, path, body, all)
+    if (this.opts.undici && !via.fresh && length < EXPECT_CONTINUE_MIN && !this.closed) return this.viaUndici(method, path, body, all, via)
     return this.viaNodeHttp(method, path, body, all, via, length >= EXPECT_CONTINUE_MIN)
   }
 
@@ -81,13 +81,11 @@ export class ServerTransport {
     this.pool ??= import('undici').then(({ Pool }) => new Pool(this.base.origin, {
       connections: this.opts.maxSockets,
       connect: { timeout: this.opts.timeoutMs, ...(this.opts.ca ? { ca: this.opts.ca } : {}) },
-      headersTimeout: this.opts.timeoutMs,
-      bodyTimeout: this.opts.timeoutMs,
     }))
     return this.pool
   }
 
-  private async viaUndici(method: string, path: string, body: Buffer | string | undefined, headers: Record<string, string>): Promise<Answer> {
+  private async viaUndici(method: string, path: string, body: Buffer | string | undefined, headers: Record<string, string>, via: Via): Promise<Answer> {
     const pool = await this.undiciPool()
     return new Promise((resolve, reject) => {
       let answer: BodyCollector | null = null
@@ -101,9 +99,9 @@ export class ServerTransport {
           if (!answer) reject(new UnreachableError(this.base.origin, new Error('no answer')))
           else settle(answer, this.base.origin, resolve, reject)
         },
-        onResponseError: (_c, err) => reject(this.transportError(err, this.opts.timeoutMs)),
+        onResponseError: (_c, err) => reject(this.transportError(err, via.timeoutMs)),
       }
-      pool.dispatch({ method, path, headers, body: body ?? null }, handler)
+      pool.dispatch({ method, path, headers, body: body ?? null, headersTimeout: via.timeoutMs, bodyTimeout: via.timeoutMs }, handler)
     })
   }
 

@@ -30,17 +30,20 @@ t.test('TLS round trip with a self-signed certificate', async (t) => {
   const dir = tmpDir(t)
   const { cert, server } = await selfSignedServer(t, dir)
   t.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/)
-  const client = new ServerClient({ url: server.url, user: TEST_USER.name, password: TEST_USER.password, ca: readFileSync(cert) })
-  t.teardown(() => client.close())
-  const data = randomBytes(5 * 1024 * 1024)
-  t.equal(await client.putBlob(sha(data), data), 'created')
-  t.ok((await client.getBlob(sha(data)))!.equals(data))
-  t.same(await client.getBlob(sha(data), { start: 10, end: 20 }), data.subarray(10, 20))
-  t.equal(await client.putRecord('head', 0, Buffer.from('over tls')), 1)
-  t.equal((await client.health()).id, server.id)
-  const untrusting = new ServerClient({ url: server.url, user: TEST_USER.name, password: TEST_USER.password })
-  t.teardown(() => untrusting.close())
-  await t.rejects(untrusting.health(), { name: 'UnreachableError' }, 'without the CA the certificate is refused')
+  for (const longLived of [false, true]) {
+    const how = longLived ? 'undici' : 'node-http'
+    const client = new ServerClient({ url: server.url, user: TEST_USER.name, password: TEST_USER.password, ca: readFileSync(cert), longLived })
+    t.teardown(() => client.close())
+    const data = randomBytes(5 * 1024 * 1024)
+    t.equal(await client.putBlob(sha(data), data), 'created', `${how}: a blob stored`)
+    t.ok((await client.getBlob(sha(data)))!.equals(data), `${how}: and read back`)
+    t.same(await client.getBlob(sha(data), { start: 10, end: 20 }), data.subarray(10, 20))
+    t.equal(await client.putRecord(`head-${how}`, 0, Buffer.from('over tls')), 1)
+    t.equal((await client.health()).id, server.id)
+    const untrusting = new ServerClient({ url: server.url, user: TEST_USER.name, password: TEST_USER.password, longLived })
+    t.teardown(() => untrusting.close())
+    await t.rejects(untrusting.health(), { name: 'UnreachableError' }, `${how}: without the CA the certificate is refused`)
+  }
 })
 
 t.test('edfs init --ca: stored absolute, and an untrusted certificate says what to do', async (t) => {
