@@ -70,6 +70,8 @@ export class DiskCache {
   private readonly files: LRUCache<string, Promise<FileHandle>>
   /** Entries being written, by key. */
   private readonly pending = new Map<string, Promise<void>>()
+  /** The last queued entry's indexing: each waits for the one before (see write). */
+  private lastIndexed: Promise<void> = Promise.resolve()
   private pendingBytes = 0
   private readonly writers = new Semaphore(2)
   private pausedUntil = 0
@@ -210,11 +212,17 @@ export class DiskCache {
     this.pendingBytes += bytes.length
     // Two writes at a time: one alone, each step a trip through a busy event loop, kept up with
     // only ~300 MB/s of reads (13 ms per 4 MiB chunk, measured), and a third of the chunks were skipped.
-    const written = this.writers.run(() => this.store(key, bytes)).finally(() => {
+    const written = this.writers.run(() => this.store(key, bytes))
+    // Indexed in the order the writes were queued (the order of the reads), not the order the two
+    // writers happen to finish them: the index is the LRU order that decides what a trim removes.
+    const indexed = (this.lastIndexed = Promise.all([written, this.lastIndexed]).then(([stored]) => {
+      if (stored) this.index.set(key, { size: bytes.length, touchedMs: Date.now() })
+    }))
+    this.pending.set(key, indexed.finally(() => {
       this.pending.delete(key)
       this.pendingBytes -= bytes.length
-    })
-    this.pending.set(key, written)
+      if (Date.now() - this.statsSavedAt > STATS_EVERY_MS) void this.saveStats()
+    }))
   }
 
   /** Waits for the entries being written, and leaves the counters for `edfs status`. */
@@ -235,7 +243,8 @@ export class DiskCache {
     return path.join(this.dir, key.slice(0, 2), key)
   }
 
-  private async store(key: string, bytes: Buffer): Promise<void> {
+  /** Writes an entry's file (never throws); true when it is there. */
+  private async store(key: string, bytes: Buffer): Promise<boolean> {
     const file = this.file(key)
     const tmp = `${file}.tmp`
     try {
@@ -246,8 +255,7 @@ export class DiskCache {
       }
       await writeWhole(tmp, bytes)
       await rename(tmp, file)
-      this.index.set(key, { size: bytes.length, touchedMs: Date.now() })
-      if (Date.now() - this.statsSavedAt > STATS_EVERY_MS) await this.saveStats()
+      return true
     } catch (err) {
       this.skipped++
       await unlink(tmp).catch(() => undefined)
@@ -259,6 +267,7 @@ export class DiskCache {
         if (Number.isFinite(this.pausedUntil)) this.log(`disk cache ${this.dir}: cannot write (${(err as Error).message}); no new entries this mount`)
         this.pausedUntil = Infinity
       }
+      return false
     }
   }
 

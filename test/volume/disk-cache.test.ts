@@ -203,6 +203,22 @@ t.test('the size bound holds, the most recently used entries stay, and a remount
   t.equal((await entries(dir)).length, 1, 'a smaller --disk-cache-size trims what is there')
 })
 
+t.test('entries take their LRU place when queued, not when their write happens to finish', async (t) => {
+  const dir = await scratch(t)
+  const id = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+  const big = randomBytes(8 * 1024 * 1024)
+  const [small, third] = [randomBytes(1024), randomBytes(1024)]
+  const disk = await DiskCache.open(dir, big.length + small.length + 512)
+  await disk.ready
+  // Two writers: the small entry, queued second, is on disk long before the big one is.
+  disk.write(id(big), big)
+  disk.write(id(small), small)
+  disk.write(id(third), third) // over the bound once all three are in: the one queued first goes
+  await disk.close()
+  const names = (await entries(dir)).map((e) => path.basename(e.file)).sort()
+  t.same(names, [id(small), id(third)].sort(), 'the entry queued first is the one trimmed')
+})
+
 t.test('what is not an entry: torn writes are removed, other files left alone, a vanished file is a miss', async (t) => {
   const dir = await scratch(t)
   const store = new MemoryStore()
