@@ -227,8 +227,9 @@ export class Cluster {
   /**
    * Bytes [start, end) of a blob, passed through `check` (the caller's AEAD open, which throws on
    * bad bytes); returns what `check` returns. A range past the blob's end comes back shorter.
+   * `check` sees the bytes only while it runs: their memory serves the next range read.
    */
-  getRange(id: string, range: ByteRange, check: (bytes: Buffer) => Buffer): Promise<Buffer> {
+  getRange<T>(id: string, range: ByteRange, check: (bytes: Buffer) => T): Promise<T> {
     this.open()
     return reads.getRange(this.pool, id, range, check)
   }

@@ -2,7 +2,7 @@
 // (S3MemberClient). Single attempts: each method throws ServerError (the member's error answer),
 // TimeoutError or UnreachableError, which classify() sorts into down / full / fault / caller.
 import type { BlobListBody, HealthBody, StatsBody, VerifyBody } from '../protocol'
-import type { ByteRange } from '../protocol'
+import type { BufferPool, ByteRange } from '../protocol'
 import { ServerClient, ServerClientOptions } from './server-client'
 import { S3MemberClient } from './s3-client'
 import { parseMemberUrl } from './member-url'
@@ -21,8 +21,11 @@ export interface MemberClient {
   stats(): Promise<StatsBody>
   /** Stores a blob whose id is the SHA-256 of `data`. */
   putBlob(id: string, data: Buffer): Promise<'created' | 'exists'>
-  /** The blob's bytes (or the range of them; a range past the end comes back shorter), or null when absent. */
-  getBlob(id: string, range?: ByteRange): Promise<Buffer | null>
+  /**
+   * The blob's bytes (or the range of them; a range past the end comes back shorter), or null when
+   * absent; in memory from `into` where the member can (the caller gives it back when done).
+   */
+  getBlob(id: string, range?: ByteRange, into?: BufferPool): Promise<Buffer | null>
   /** True when the blob existed and was removed. */
   deleteBlob(id: string): Promise<boolean>
   /** Which of these ids the member holds. */

@@ -3,6 +3,7 @@ import { memberUrl } from './member-url'
 import { ClusterConfigError } from './errors'
 import { Member } from './member'
 import { rankBy } from './placement'
+import { BufferPool } from '../protocol'
 
 export interface CorruptionReport {
   /** Blob id. */
@@ -28,6 +29,10 @@ export interface ClusterCounters {
 /** How many corruption reports are kept (the counter keeps counting). */
 const MAX_REPORTS = 1000
 
+/** Ranges up to this size (a sealed 4 MiB chunk and more) are read into recycled memory, of which this much is kept. */
+const RANGE_POOLED_MAX_BYTES = 8 * 1024 * 1024
+const RANGE_SPARE_BYTES = 24 * 1024 * 1024
+
 export interface PoolSettings {
   replicas: number
   writeQuorum: number
@@ -40,6 +45,8 @@ export interface PoolSettings {
 export class Pool {
   readonly corruptions: CorruptionReport[] = []
   readonly counters: ClusterCounters = { failovers: 0, corruptions: 0, degradedWrites: 0, retries: 0 }
+  /** Memory for ranges read and checked at once (reads.getRange): each answer's bytes go back here after their check. */
+  readonly rangeBuffers = new BufferPool(RANGE_POOLED_MAX_BYTES, RANGE_SPARE_BYTES)
 
   constructor(readonly members: Member[], readonly settings: PoolSettings) {}
 

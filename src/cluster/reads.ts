@@ -68,16 +68,19 @@ export class ReadCursor {
   }
 }
 
-type FetchResult = { ok: true; data: Buffer } | { ok: false; reason: string; transient: boolean }
+type FetchResult<T> = { ok: true; data: T } | { ok: false; reason: string; transient: boolean }
 
 /**
  * One attempt at one server. Whole blobs are hash-checked (sha256 = id); a range goes through the
- * caller's `check`. A corrupt answer is reported and counts as a failure. Caller errors (416) throw.
+ * caller's `check`, which sees its bytes only while it runs (their memory is reused afterwards). A
+ * corrupt answer is reported and counts as a failure. Caller errors (416) throw.
  */
-async function fetchFrom(pool: Pool, m: Member, id: string, range?: ByteRange, check?: (b: Buffer) => Buffer): Promise<FetchResult> {
+async function fetchFrom(pool: Pool, m: Member, id: string): Promise<FetchResult<Buffer>>
+async function fetchFrom<T>(pool: Pool, m: Member, id: string, range: ByteRange, check: (b: Buffer) => T): Promise<FetchResult<T>>
+async function fetchFrom<T>(pool: Pool, m: Member, id: string, range?: ByteRange, check?: (b: Buffer) => T): Promise<FetchResult<T | Buffer>> {
   let data: Buffer | null
   try {
-    data = await m.call((c) => c.getBlob(id, range), true)
+    data = await m.call((c) => c.getBlob(id, range, range ? pool.rangeBuffers : undefined), true)
   } catch (err) {
     if (err instanceof ServerError && err.status === 416) throw err
     const kind = classify(err)
@@ -98,10 +101,12 @@ async function fetchFrom(pool: Pool, m: Member, id: string, range?: ByteRange, c
   } catch (err) {
     pool.reportCorruption(id, m, `bytes ${range.start}-${range.end} failed the check: ${(err as Error).message}`)
     return { ok: false, reason: `corrupt (check failed: ${(err as Error).message})`, transient: false }
+  } finally {
+    pool.rangeBuffers.give(data)
   }
 }
 
-async function readOne(pool: Pool, id: string, range?: ByteRange, check?: (b: Buffer) => Buffer): Promise<Buffer> {
+async function readOne<T>(pool: Pool, id: string, attempt: (m: Member) => Promise<FetchResult<T>>): Promise<T> {
   checkBlobId(id)
   const cursor = new ReadCursor(pool.readOrder(id))
   for (let guard = 0; guard < 64; guard++) {
@@ -113,7 +118,7 @@ async function readOne(pool: Pool, id: string, range?: ByteRange, check?: (b: Bu
       }
       break
     }
-    const r = await fetchFrom(pool, m, id, range, check)
+    const r = await attempt(m)
     if (r.ok) {
       if (cursor.attempts > 0) pool.counters.failovers++
       return r.data
@@ -124,15 +129,16 @@ async function readOne(pool: Pool, id: string, range?: ByteRange, check?: (b: Bu
 }
 
 export function get(pool: Pool, id: string): Promise<Buffer> {
-  return readOne(pool, id)
+  return readOne(pool, id, (m) => fetchFrom(pool, m, id))
 }
 
-export function getRange(pool: Pool, id: string, range: ByteRange, check: (bytes: Buffer) => Buffer): Promise<Buffer> {
+/** Bytes `range` of a blob, as `check` makes them (it throws on bad bytes, and must not keep them: see fetchFrom). */
+export function getRange<T>(pool: Pool, id: string, range: ByteRange, check: (bytes: Buffer) => T): Promise<T> {
   if (!range || !Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end <= range.start) {
     return Promise.reject(new ClusterConfigError(`invalid byte range ${JSON.stringify(range)}: need 0 <= start < end`))
   }
   if (typeof check !== 'function') return Promise.reject(new ClusterConfigError('getRange needs a check callback'))
-  return readOne(pool, id, range, check)
+  return readOne(pool, id, (m) => fetchFrom(pool, m, id, range, check))
 }
 
 /**

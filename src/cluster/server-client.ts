@@ -3,7 +3,7 @@
 // placement live in the pool above it.
 import { randomBytes } from 'node:crypto'
 import {
-  BlobListBody, ChallengeBody, ErrorBody, HEADERS, ByteRange, HealthBody, LoginBody, ROUTES, ScrubStatus, ServerError, StatsBody, VerifyBody, serverErrorOf,
+  BlobListBody, type BufferPool, ChallengeBody, ErrorBody, HEADERS, ByteRange, HealthBody, LoginBody, ROUTES, ScrubStatus, ServerError, StatsBody, VerifyBody, serverErrorOf,
   authMessage, clientProof, rangeHeader, serverSignature, sessionKey, sha256Hex, signRequest,
 } from '../protocol'
 import { loginKeys } from './login-keys'
@@ -92,9 +92,9 @@ export class ServerClient implements MemberClient {
   }
 
   /** The blob's bytes (or the range of them), or null when the server does not hold it. */
-  async getBlob(id: string, range?: ByteRange): Promise<Buffer | null> {
+  async getBlob(id: string, range?: ByteRange, into?: BufferPool): Promise<Buffer | null> {
     const headers = range ? { range: rangeHeader(range) } : undefined
-    const a = await this.signed('GET', ROUTES.blob(id), undefined, undefined, headers, [404])
+    const a = await this.signed('GET', ROUTES.blob(id), undefined, undefined, headers, [404], into)
     return a.status === 404 ? null : a.body
   }
 
@@ -197,14 +197,14 @@ export class ServerClient implements MemberClient {
   /** A signed request; logs in again once when the server forgot the session (e.g. it restarted). */
   private async signed(
     method: string, path: string, body?: Buffer, contentSha256?: string,
-    headers?: Record<string, string>, okStatuses: number[] = [],
+    headers?: Record<string, string>, okStatuses: number[] = [], into?: BufferPool,
   ): Promise<Answer> {
     for (let attempt = 0; ; attempt++) {
       const session = await this.currentSession()
       const sha = body ? (contentSha256 ?? sha256Hex(body)) : ''
       const all: Record<string, string> = { ...headers, [HEADERS.authorization]: signRequest(session.id, session.key, method, path, sha) }
       if (body) all[HEADERS.contentSha256] = sha
-      const a = await this.raw(method, path, body, all)
+      const a = await this.raw(method, path, body, all, { fresh: false, timeoutMs: this.timeoutMs, into })
       if (a.status === 401 && attempt === 0) {
         const code = method === 'HEAD' ? 'session-expired' : this.errorBody(a)?.error
         if (code && SESSION_RETRY_CODES.has(code)) {

@@ -12,7 +12,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import type { Dispatcher, Pool } from 'undici'
-import { ServerError } from '../protocol'
+import { type BufferPool, ServerError } from '../protocol'
 
 export interface Answer {
   status: number
@@ -24,6 +24,8 @@ export interface Answer {
 export interface Via {
   fresh: boolean
   timeoutMs: number
+  /** Where a successful answer's body goes (memory given back by the caller once it is done with it); else new memory. */
+  into?: BufferPool
 }
 
 export interface TransportOptions {
@@ -92,7 +94,7 @@ export class ServerTransport {
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart: () => undefined, // its presence marks the handler as undici 7's kind
         onResponseStart: (_c, status, h) => {
-          if (status >= 200) answer = new BodyCollector(status, h, method)
+          if (status >= 200) answer = new BodyCollector(status, h, method, via.into)
         },
         onResponseData: (_c, chunk) => answer?.add(chunk),
         onResponseEnd: () => {
@@ -115,7 +117,7 @@ export class ServerTransport {
           ...(via.fresh ? { agent: false, ca: this.opts.ca } : { agent: this.agent }),
         },
         (res) => {
-          const answer = new BodyCollector(res.statusCode ?? 0, res.headers, method)
+          const answer = new BodyCollector(res.statusCode ?? 0, res.headers, method, via.into)
           res.on('data', (d: Buffer) => answer.add(d))
           res.on('error', reject)
           res.on('end', () => {
@@ -154,11 +156,12 @@ class BodyCollector {
   private readonly parts: Buffer[] = []
   received = 0
 
-  constructor(readonly status: number, readonly headers: Record<string, string | string[] | undefined>, private readonly method: string) {
+  constructor(readonly status: number, readonly headers: Record<string, string | string[] | undefined>, private readonly method: string, into?: BufferPool) {
     this.expected = Number(headers['content-length'])
     // Capped: a hostile or broken server must not make us allocate whatever its header claims.
     const preallocate = method !== 'HEAD' && Number.isSafeInteger(this.expected) && this.expected > 0 && this.expected <= MAX_PREALLOCATE
-    this.whole = preallocate ? Buffer.allocUnsafe(this.expected) : null
+    const pooled = into && status >= 200 && status < 300 ? into : null
+    this.whole = preallocate ? (pooled ? pooled.take(this.expected) : Buffer.allocUnsafe(this.expected)) : null
   }
 
   add(d: Buffer): void {

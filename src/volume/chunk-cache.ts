@@ -7,6 +7,7 @@
 import { LRUCache } from 'lru-cache'
 import { BLOCK_SIZE, blobId, blockSpan, openBlocks, openChunk, sealedLength } from '../crypto'
 import { BlobRef, ChunkRef, SlicedRef, chunkKey, isBlobRef, isInlineRef, sliceBlob } from './chunk-refs'
+import { ChunkText } from './chunk-text'
 import { type DiskCache, diskCacheKey } from './disk-cache'
 import type { ByteRange, VolumeStore } from './store'
 
@@ -32,17 +33,17 @@ const keyOf = (ref: BlobRef | SlicedRef): string => {
 const saltOf = (ref: BlobRef) => (ref.salt === undefined ? undefined : Buffer.from(ref.salt, 'hex'))
 
 export class ChunkCache {
-  private readonly lru: LRUCache<string, Buffer, FetchContext>
+  private readonly lru: LRUCache<string, ChunkText, FetchContext>
   /** Keys of whole chunks being fetched (lru-cache's `has` does not count a fetch in flight). */
   private readonly loadingWhole = new Set<string>()
   /**
    * Blocks being loaded, shared by concurrent readers. Not lru-cache's fetch: that makes an
    * AbortController per call, a tenth of a random read's CPU (profiled).
    */
-  private readonly loadingBlocks = new Map<string, Promise<Buffer>>()
+  private readonly loadingBlocks = new Map<string, Promise<ChunkText>>()
 
   constructor(private readonly store: VolumeStore, private readonly key: Buffer, maxBytes: number, readonly disk: DiskCache | null = null) {
-    this.lru = new LRUCache<string, Buffer, FetchContext>({
+    this.lru = new LRUCache<string, ChunkText, FetchContext>({
       maxSize: Math.max(maxBytes, 1),
       sizeCalculation: (v) => Math.max(v.length, 1),
       fetchMethod: (key, _stale, { context }) => {
@@ -63,8 +64,8 @@ export class ChunkCache {
   }
 
   /** The whole plaintext of a chunk (ref.len bytes). */
-  async chunk(fileId: Buffer, index: number, ref: ChunkRef): Promise<Buffer> {
-    if (isInlineRef(ref)) return ref.inline
+  async chunk(fileId: Buffer, index: number, ref: ChunkRef): Promise<ChunkText> {
+    if (isInlineRef(ref)) return ChunkText.of(ref.inline)
     const key = keyOf(ref)
     this.count(this.lru.has(key))
     const v = await this.lru.fetch(key, { context: { fileId, index, ref } })
@@ -77,16 +78,16 @@ export class ChunkCache {
     const whole = this.lru.get(keyOf(ref))
     if (whole) {
       this.hits++
-      return whole.subarray(start, end)
+      return whole.slice(start, end)
     }
     // The whole chunk is on its way (read-ahead, or a sequential reader): wait for it rather than
     // fetch some of its blocks a second time (the kernel's parallel read-ahead arrives out of order).
-    if (this.loadingWhole.has(keyOf(ref))) return (await this.chunk(fileId, index, ref)).subarray(start, end)
+    if (this.loadingWhole.has(keyOf(ref))) return (await this.chunk(fileId, index, ref)).slice(start, end)
     if (!isBlobRef(ref)) return this.slicedRange(fileId, index, ref, start, end)
     const span = blockSpan(start, end, ref.blob ?? ref.len)
     // Cached blocks are taken with get: a fetch costs an AbortController and a promise even for a
     // hit, and a random read of a cached block is mostly that.
-    const found: (Buffer | Promise<Buffer>)[] = []
+    const found: (ChunkText | Promise<ChunkText>)[] = []
     let fetching = false
     for (let block = span.firstBlock; block <= span.lastBlock; block++) {
       const key = blockKey(ref, block)
@@ -98,13 +99,15 @@ export class ChunkCache {
       }
     }
     this.count(!fetching)
-    const blocks = fetching ? await Promise.all(found) : (found as Buffer[])
-    const joined = blocks.length === 1 ? blocks[0]! : Buffer.concat(blocks)
+    const blocks = fetching ? await Promise.all(found) : (found as ChunkText[])
     const offset = span.firstBlock * BLOCK_SIZE
-    return joined.subarray(start - offset, end - offset)
+    if (blocks.length === 1) return blocks[0]!.slice(start - offset, end - offset)
+    const out = Buffer.allocUnsafe(end - start)
+    blocks.forEach((b, k) => b.copyTo(out, Math.max(0, offset + k * BLOCK_SIZE - start), Math.max(0, start - offset - k * BLOCK_SIZE), end - offset - k * BLOCK_SIZE))
+    return out
   }
 
-  private loadBlock(key: string, ctx: FetchContext): Promise<Buffer> {
+  private loadBlock(key: string, ctx: FetchContext): Promise<ChunkText> {
     let loading = this.loadingBlocks.get(key)
     if (!loading) {
       loading = this.load(ctx)
@@ -146,17 +149,17 @@ export class ChunkCache {
   }
 
   /** A sliced chunk put together from its pieces (each cached on its own). */
-  private async assemble(fileId: Buffer, index: number, ref: SlicedRef): Promise<Buffer> {
+  private async assemble(fileId: Buffer, index: number, ref: SlicedRef): Promise<ChunkText> {
     const out = Buffer.alloc(ref.len)
     const [base, ...slices] = await Promise.all([
       ref.base && ref.base.len > 0 ? this.chunk(fileId, index, ref.base) : Promise.resolve(null),
       ...ref.slices.map((s) => this.chunk(fileId, index, sliceBlob(s))),
     ])
-    base?.copy(out, 0, 0, Math.min(ref.len, ref.base!.len))
+    base?.copyTo(out, 0, 0, Math.min(ref.len, ref.base!.len))
     ref.slices.forEach((s, k) => {
-      for (const [off, n, pos] of s.parts) if (off < ref.len) slices[k]!.copy(out, off, pos, pos + Math.min(n, ref.len - off))
+      for (const [off, n, pos] of s.parts) if (off < ref.len) slices[k]!.copyTo(out, off, pos, pos + Math.min(n, ref.len - off))
     })
-    return out
+    return ChunkText.of(out)
   }
 
   /** Starts loading a chunk in the background (read-ahead); errors surface on the real read. */
@@ -167,7 +170,7 @@ export class ChunkCache {
 
   /** Seeds the cache with a chunk just written (its plaintext is known). */
   put(ref: BlobRef, plain: Buffer): void {
-    this.lru.set(chunkKey(ref), plain)
+    this.lru.set(chunkKey(ref), ChunkText.of(plain))
   }
 
   /**
@@ -177,7 +180,7 @@ export class ChunkCache {
    * docs/crypto.md). An unsalted chunk alone in its blob (formats 1 and 2) is fetched whole and
    * checked against its blob id too. A chunk in a pack, or some of a chunk's blocks, is a range.
    */
-  private async load(ctx: FetchContext): Promise<Buffer> {
+  private async load(ctx: FetchContext): Promise<ChunkText> {
     const { fileId, index } = ctx
     if (!isBlobRef(ctx.ref)) return this.assemble(fileId, index, ctx.ref)
     const ref = ctx.ref
@@ -186,10 +189,10 @@ export class ChunkCache {
     const salt = saltOf(ref)
     // Where the whole chunk's sealed bytes are in its blob: a disk cache entry of them serves block reads too.
     const whole = ref.at === undefined && salt === undefined ? null : { start: at, end: at + sealedLength(blobLen) }
-    if (ctx.block === undefined) return this.sealed(ref.id, whole, (bytes) => openChunk(this.key, fileId, index, bytes, salt))
+    if (ctx.block === undefined) return this.sealed(ref.id, whole, (bytes) => ChunkText.blocks(openChunk(this.key, fileId, index, bytes, salt)))
     const span = blockSpan(ctx.block * BLOCK_SIZE, Math.min((ctx.block + 1) * BLOCK_SIZE, blobLen), blobLen)
     const range = { start: at + span.sealedStart, end: at + span.sealedEnd }
-    return this.sealed(ref.id, range, (bytes) => openBlocks(this.key, fileId, index, blobLen, ctx.block!, bytes, salt), whole)
+    return this.sealed(ref.id, range, (bytes) => ChunkText.blocks(openBlocks(this.key, fileId, index, blobLen, ctx.block!, bytes, salt)), whole)
   }
 
   /**
@@ -198,7 +201,7 @@ export class ChunkCache {
    * and they pass the same checks as a server's; else from the servers (and then kept on the disk).
    * Returns what `open` makes of them (it throws on bad bytes).
    */
-  private async sealed(id: string, range: ByteRange | null, open: (sealed: Buffer) => Buffer, within?: ByteRange | null): Promise<Buffer> {
+  private async sealed(id: string, range: ByteRange | null, open: (sealed: Buffer) => ChunkText, within?: ByteRange | null): Promise<ChunkText> {
     const diskKey = (r: ByteRange | null) => diskCacheKey(id, r)
     const key = diskKey(range)
     const disk = this.disk
@@ -219,15 +222,12 @@ export class ChunkCache {
         }
       }
     }
-    let sealed: Buffer | undefined
-    const plain = range
-      ? await this.store.getRange(id, range, (bytes) => {
-          const p = open(bytes)
-          sealed = bytes
-          return p
-        })
-      : open((sealed = await this.store.get(id)))
-    disk?.write(key, sealed!)
-    return plain
+    // A range's bytes are lent only while they are opened (getRange): the disk cache copies them then.
+    const keep = (bytes: Buffer): ChunkText => {
+      const plain = open(bytes)
+      disk?.write(key, bytes)
+      return plain
+    }
+    return range ? this.store.getRange(id, range, keep) : keep(await this.store.get(id))
   }
 }

@@ -13,8 +13,7 @@
 import { LRUCache } from 'lru-cache'
 import { type FileHandle, mkdir, open, opendir, readFile, rename, rm, stat, statfs, unlink, utimes, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { SEALED_BLOCK_SIZE } from '../crypto'
-import { isBlobId } from '../protocol'
+import { BufferPool, isBlobId } from '../protocol'
 import { Semaphore } from './semaphore'
 import type { ByteRange } from './store'
 
@@ -38,9 +37,9 @@ const FULL_PAUSE_MS = 60_000
 const STATS_FILE = 'stats.json'
 /** A running mount leaves its counters for `edfs status` at most this often. */
 const STATS_EVERY_MS = 10_000
-/** Reads up to this size (two sealed AEAD blocks) go into recycled buffers; this many are kept. */
-const SPARE_READ_BYTES = 2 * SEALED_BLOCK_SIZE
-const SPARE_READS = 64
+/** Reads and writes of entries up to this size go through recycled memory, of which this much is kept. */
+const POOLED_MAX_BYTES = 8 * 1024 * 1024
+const POOLED_SPARE_BYTES = 24 * 1024 * 1024
 /** Entry files kept open for reads (random reads come back to the same chunks: no open/close each; 256 covers 1 GiB of 4 MiB chunks). */
 const OPEN_FILES = 256
 /** A hit moves an entry's mtime (the LRU order a remount sees) at most this often. */
@@ -79,9 +78,8 @@ export class DiskCache {
   private closed = false
   private statsSavedAt = 0
   private scanned = false
-  /** Read buffers given back (recycle): a random read's sealed block needs no new memory each time. */
-  private readonly spareReads: ArrayBuffer[] = []
-  private readonly ownReads = new WeakSet<ArrayBuffer>()
+  /** Memory for reads (given back by recycle) and for the copies being written: no new memory each time. */
+  private readonly buffers = new BufferPool(POOLED_MAX_BYTES, POOLED_SPARE_BYTES)
   /** The scan of what an earlier mount left (until it is done, reads try entries unindexed). */
   readonly ready: Promise<void>
   hits = 0
@@ -148,7 +146,7 @@ export class DiskCache {
     }
     try {
       // One pread of what is wanted, through a file kept open (a whole unindexed entry: its file read whole).
-      const bytes = !part && size === Infinity ? await readFile(this.file(key)) : await readAt(await this.opened(key), part?.offset ?? 0, part?.length ?? size, this.readBuffer(part?.length ?? size))
+      const bytes = !part && size === Infinity ? await readFile(this.file(key)) : await readAt(await this.opened(key), part?.offset ?? 0, part?.length ?? size, this.buffers.take(part?.length ?? size))
       this.hits++
       const now = Date.now()
       if (entry && now - entry.touchedMs > TOUCH_EVERY_MS) {
@@ -169,19 +167,7 @@ export class DiskCache {
    * a buffer of its own). Their memory serves a later read: fewer new buffers, fewer collections.
    */
   recycle(bytes: Buffer): void {
-    const ab = bytes.buffer as ArrayBuffer
-    if (this.ownReads.has(ab) && this.spareReads.length < SPARE_READS) this.spareReads.push(ab)
-  }
-
-  /** Where a read of `length` bytes goes: a spare buffer when it fits one, else new memory. */
-  private readBuffer(length: number): Buffer {
-    if (length > SPARE_READ_BYTES) return Buffer.allocUnsafe(length)
-    let ab = this.spareReads.pop()
-    if (!ab) {
-      ab = new ArrayBuffer(SPARE_READ_BYTES)
-      this.ownReads.add(ab)
-    }
-    return Buffer.from(ab, 0, length)
+    this.buffers.give(bytes)
   }
 
   private opened(key: string): Promise<FileHandle> {
@@ -202,17 +188,22 @@ export class DiskCache {
     this.index.delete(key)
   }
 
-  /** Keeps `bytes` under `key` in the background (skipped when the disk is full or too much is waiting). */
-  write(key: string, bytes: Buffer): void {
+  /**
+   * Keeps a copy of `bytes` under `key` in the background (skipped when the disk is full or too
+   * much is waiting). The copy is taken at once: the caller may reuse `bytes` when this returns.
+   */
+  write(key: string, sealed: Buffer): void {
     if (this.closed || this.index.has(key) || this.pending.has(key)) return
-    if (bytes.length > this.maxBytes || Date.now() < this.pausedUntil || this.pendingBytes + bytes.length > MAX_PENDING_BYTES) {
+    if (sealed.length > this.maxBytes || Date.now() < this.pausedUntil || this.pendingBytes + sealed.length > MAX_PENDING_BYTES) {
       this.skipped++
       return
     }
+    const bytes = this.buffers.take(sealed.length)
+    sealed.copy(bytes)
     this.pendingBytes += bytes.length
     // Two writes at a time: one alone, each step a trip through a busy event loop, kept up with
     // only ~300 MB/s of reads (13 ms per 4 MiB chunk, measured), and a third of the chunks were skipped.
-    const written = this.writers.run(() => this.store(key, bytes))
+    const written = this.writers.run(() => this.store(key, bytes)).finally(() => this.buffers.give(bytes))
     // Indexed in the order the writes were queued (the order of the reads), not the order the two
     // writers happen to finish them: the index is the LRU order that decides what a trim removes.
     const indexed = (this.lastIndexed = Promise.all([written, this.lastIndexed]).then(([stored]) => {

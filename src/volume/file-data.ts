@@ -470,7 +470,7 @@ export class FileData {
     const out = Buffer.alloc(dc.len)
     if (dc.under && dc.under.len > 0 && !FileData.covers(dc, 0, dc.len)) {
       const under = await this.cache.chunk(f.fileId, i, dc.under)
-      under.copy(out, 0, 0, Math.min(dc.under.len, dc.len))
+      under.copyTo(out, 0, 0, Math.min(dc.under.len, dc.len))
     }
     for (const e of dc.extents) if (e.off < dc.len) e.buf.copy(out, e.off, 0, Math.min(e.len, dc.len - e.off))
     return out
@@ -594,8 +594,9 @@ export class FileData {
     const underEnd = Math.min(dataEnd, under?.len ?? 0)
     let filled = 0
     if (under && underEnd > from && !(dc && FileData.covers(dc, from, underEnd))) {
-      const bytes = sequential ? (await this.cache.chunk(f.fileId, i, under)).subarray(from, underEnd) : await this.cache.range(f.fileId, i, under, from, underEnd)
-      filled = bytes.copy(out, 0)
+      filled = sequential
+        ? (await this.cache.chunk(f.fileId, i, under)).copyTo(out, 0, from, underEnd)
+        : (await this.cache.range(f.fileId, i, under, from, underEnd)).copy(out, 0)
     }
     out.fill(0, filled, to - from)
     if (dataEnd <= from) return

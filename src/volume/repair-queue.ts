@@ -144,7 +144,7 @@ export class DegradedTracker implements VolumeStore {
     return this.store.get(id)
   }
 
-  getRange(id: string, range: ByteRange, check: (bytes: Buffer) => Buffer): Promise<Buffer> {
+  getRange<T>(id: string, range: ByteRange, check: (bytes: Buffer) => T): Promise<T> {
     return this.store.getRange(id, range, check)
   }
 

@@ -26,7 +26,8 @@ export interface VolumeStore {
   /** Rejects with an error whose `full` is true when no server had space for it (see isStoreFull). */
   put(id: string, data: Buffer, copies?: number): Promise<{ servers: string[]; degraded: boolean }>
   get(id: string): Promise<Buffer>
-  getRange(id: string, range: ByteRange, check: (bytes: Buffer) => Buffer): Promise<Buffer>
+  /** Bytes `range` of a blob as `check` makes them; `check` must not keep the bytes (their memory is reused). */
+  getRange<T>(id: string, range: ByteRange, check: (bytes: Buffer) => T): Promise<T>
   getMany(ids: string[], onBlob?: (id: string, data: Buffer) => void): Promise<Map<string, Buffer>>
   locate(ids: string[]): Promise<Map<string, string[]>>
   delete(id: string): Promise<number>

@@ -8,6 +8,7 @@ import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { ServerTransport, TimeoutError, UnreachableError } from '../../src/cluster/server-transport'
+import { BufferPool } from '../../src/protocol'
 
 const BIG = randomBytes(4 * 1024 * 1024 + 13)
 
@@ -44,6 +45,11 @@ function fakeServer(): http.Server {
           res.writeHead(200, { 'content-length': 1000 })
           res.write(BIG.subarray(0, 500), () => res.socket?.destroy())
           return
+        case '/gone': {
+          const error = JSON.stringify({ error: 'not-found', message: 'no such blob' })
+          res.writeHead(404, { 'content-length': Buffer.byteLength(error) }).end(error)
+          return
+        }
         default:
           res.writeHead(404, { 'content-length': 0 }).end()
       }
@@ -78,6 +84,20 @@ for (const undici of [false, true]) {
       t.equal((await transport.send('GET', '/nothing', undefined, {}, pooled)).status, 404, 'a 404 is an answer')
       const undiciLoaded = Object.keys(require.cache).some((f) => f.includes(`${path.sep}undici${path.sep}`))
       if (undici) t.ok(undiciLoaded, 'pooled requests went through undici')
+    })
+
+    await t.test('a body asked into recycled memory lands there; an error answer does not', async (t) => {
+      const into = new BufferPool(8 << 20, 16 << 20)
+      const first = await transport.send('GET', '/big', undefined, {}, { ...pooled, into })
+      t.ok(first.body.equals(BIG))
+      into.give(first.body)
+      const again = await transport.send('GET', '/big', undefined, {}, { ...pooled, into })
+      t.ok(again.body.equals(BIG), 'byte for byte')
+      t.equal(again.body.buffer, first.body.buffer, 'the memory given back took the next answer')
+      into.give(again.body)
+      const missing = await transport.send('GET', '/gone', undefined, {}, { ...pooled, into })
+      t.same([missing.status, JSON.parse(missing.body.toString()).error], [404, 'not-found'])
+      t.equal(into.bytes, again.body.buffer.byteLength, 'the spare stays spare: a 404 body does not take it')
     })
 
     await t.test('a torn answer is an error, never a short body', async (t) => {

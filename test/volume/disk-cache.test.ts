@@ -9,6 +9,7 @@ import path from 'node:path'
 import t, { type Test } from 'tap'
 import { sealChunk } from '../../src/crypto'
 import { ChunkCache } from '../../src/volume/chunk-cache'
+import { bytesOf } from './fixtures/chunk-text'
 import type { BlobRef } from '../../src/volume/chunk-refs'
 import { DiskCache, lastDiskCacheStats } from '../../src/volume/disk-cache'
 import { smallDisk } from '../helpers/small-disk'
@@ -58,16 +59,16 @@ t.test('a chunk read once is read from the disk after a remount; a flipped byte 
   const plain = randomBytes(200_000)
   const refs = [await storeChunk(store, 0, salted), await storeChunk(store, 1, plain, false)]
   const first = await open(store, dir)
-  t.ok((await first.cache.chunk(fileId, 0, refs[0]!)).equals(salted))
-  t.ok((await first.cache.chunk(fileId, 1, refs[1]!)).equals(plain))
+  t.ok(bytesOf(await first.cache.chunk(fileId, 0, refs[0]!)).equals(salted))
+  t.ok(bytesOf(await first.cache.chunk(fileId, 1, refs[1]!)).equals(plain))
   t.equal(store.gets, 2)
   await first.disk.close()
   t.equal((await entries(dir)).length, 2, 'both sealed chunks are on disk')
   for (const e of await entries(dir)) t.notOk((await readFile(e.file)).includes(salted.subarray(0, 64)), 'ciphertext only')
 
   const second = await open(store, dir)
-  t.ok((await second.cache.chunk(fileId, 0, refs[0]!)).equals(salted), 'salted chunk from disk')
-  t.ok((await second.cache.chunk(fileId, 1, refs[1]!)).equals(plain), 'unsalted chunk from disk (hash-checked)')
+  t.ok(bytesOf(await second.cache.chunk(fileId, 0, refs[0]!)).equals(salted), 'salted chunk from disk')
+  t.ok(bytesOf(await second.cache.chunk(fileId, 1, refs[1]!)).equals(plain), 'unsalted chunk from disk (hash-checked)')
   t.equal(store.gets, 2, 'no store read after the remount')
   t.match(second.disk.stats(), { hits: 2, misses: 0, corrupt: 0 })
   await second.disk.close()
@@ -79,15 +80,15 @@ t.test('a chunk read once is read from the disk after a remount; a flipped byte 
     await writeFile(e.file, b)
   }
   const third = await open(store, dir)
-  t.ok((await third.cache.chunk(fileId, 0, refs[0]!)).equals(salted), 'a flipped salted entry fails its AEAD and is refetched')
-  t.ok((await third.cache.chunk(fileId, 1, refs[1]!)).equals(plain), 'a flipped unsalted entry fails its hash and is refetched')
+  t.ok(bytesOf(await third.cache.chunk(fileId, 0, refs[0]!)).equals(salted), 'a flipped salted entry fails its AEAD and is refetched')
+  t.ok(bytesOf(await third.cache.chunk(fileId, 1, refs[1]!)).equals(plain), 'a flipped unsalted entry fails its hash and is refetched')
   t.equal(store.gets, 4)
   t.match(third.disk.stats(), { hits: 0, misses: 2, corrupt: 2 })
   await third.disk.close()
   t.match(await lastDiskCacheStats(dir), { corrupt: 2, files: 2 }, 'the counters are left for edfs status')
 
   const fourth = await open(store, dir)
-  t.ok((await fourth.cache.chunk(fileId, 0, refs[0]!)).equals(salted))
+  t.ok(bytesOf(await fourth.cache.chunk(fileId, 0, refs[0]!)).equals(salted))
   t.equal(store.gets, 4, 'the refetched copy replaced the bad entry')
   await fourth.disk.close()
 })
@@ -238,7 +239,7 @@ t.test('what is not an entry: torn writes are removed, other files left alone, a
   t.equal(await readFile(path.join(dir, 'notes', 'readme'), 'utf8'), 'mine', 'a file that is not the cache\'s is kept')
   await rm(entry!.file)
   const gets = store.gets
-  t.ok((await b.cache.chunk(fileId, 0, ref)).equals(plain), 'an entry deleted under the cache is a miss')
+  t.ok(bytesOf(await b.cache.chunk(fileId, 0, ref)).equals(plain), 'an entry deleted under the cache is a miss')
   t.equal(store.gets, gets + 1)
   await b.disk.close()
   await t.rejects(DiskCache.open(dir, 0), /positive number of bytes/)
@@ -252,7 +253,7 @@ t.test('a full disk degrades to fewer entries, never a failed read', async (t) =
   const plains = Array.from({ length: 6 }, () => randomBytes(300_000))
   const refs = await Promise.all(plains.map((p, i) => storeChunk(store, i, p)))
   for (const [i, ref] of refs.entries()) {
-    t.ok((await a.cache.chunk(fileId, i, ref)).equals(plains[i]!), `chunk ${i} reads`)
+    t.ok(bytesOf(await a.cache.chunk(fileId, i, ref)).equals(plains[i]!), `chunk ${i} reads`)
     await new Promise((r) => setTimeout(r, 10))
   }
   await a.disk.close()
