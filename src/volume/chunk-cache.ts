@@ -32,6 +32,14 @@ const keyOf = (ref: BlobRef | SlicedRef): string => {
 }
 const saltOf = (ref: BlobRef) => (ref.salt === undefined ? undefined : Buffer.from(ref.salt, 'hex'))
 
+/** Bytes [start, end) of a chunk into `out` at 0, from consecutive cached blocks whose first starts at plaintext offset `offset`. */
+function copyBlocks(blocks: ChunkText[], offset: number, start: number, end: number, out: Buffer): void {
+  blocks.forEach((b, k) => {
+    const at = offset + k * BLOCK_SIZE
+    b.copyTo(out, Math.max(0, at - start), Math.max(0, start - at), end - at)
+  })
+}
+
 export class ChunkCache {
   private readonly lru: LRUCache<string, ChunkText, FetchContext>
   /** Keys of whole chunks being fetched (lru-cache's `has` does not count a fetch in flight). */
@@ -72,6 +80,35 @@ export class ChunkCache {
     return v!
   }
 
+  /**
+   * Copies plaintext bytes [start, end) of a chunk into `out` if they are in memory now (the chunk
+   * whole, or every block of the range); returns whether it did. No promise, no wait: most reads of
+   * a stream land in a chunk already here.
+   */
+  copyNow(ref: ChunkRef, start: number, end: number, out: Buffer): boolean {
+    if (isInlineRef(ref)) {
+      ref.inline.copy(out, 0, start, end)
+      return true
+    }
+    const whole = this.lru.get(keyOf(ref))
+    if (whole) {
+      this.hits++
+      whole.copyTo(out, 0, start, end)
+      return true
+    }
+    if (!isBlobRef(ref)) return false
+    const span = blockSpan(start, end, ref.blob ?? ref.len)
+    const blocks: ChunkText[] = []
+    for (let block = span.firstBlock; block <= span.lastBlock; block++) {
+      const cached = this.lru.get(blockKey(ref, block))
+      if (!cached) return false
+      blocks.push(cached)
+    }
+    this.hits++
+    copyBlocks(blocks, span.firstBlock * BLOCK_SIZE, start, end, out)
+    return true
+  }
+
   /** Plaintext bytes [start, end) of a chunk, fetching only the blocks needed unless the chunk is cached. */
   async range(fileId: Buffer, index: number, ref: ChunkRef, start: number, end: number): Promise<Buffer> {
     if (isInlineRef(ref)) return ref.inline.subarray(start, end)
@@ -103,7 +140,7 @@ export class ChunkCache {
     const offset = span.firstBlock * BLOCK_SIZE
     if (blocks.length === 1) return blocks[0]!.slice(start - offset, end - offset)
     const out = Buffer.allocUnsafe(end - start)
-    blocks.forEach((b, k) => b.copyTo(out, Math.max(0, offset + k * BLOCK_SIZE - start), Math.max(0, start - offset - k * BLOCK_SIZE), end - offset - k * BLOCK_SIZE))
+    copyBlocks(blocks, offset, start, end, out)
     return out
   }
 

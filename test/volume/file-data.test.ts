@@ -45,3 +45,41 @@ t.test('writers wait for memory while uploads are held; nothing is lost when the
   t.equal(await data.read(f, back, back.length, 0, false), contents.length, 'a whole read')
   t.ok(back.equals(contents), 'the stored chunks read back as written')
 })
+
+t.test('readNow copies what is in memory at once, and leaves everything else to read()', async (t) => {
+  const store = new MemoryStore()
+  const key = randomBytes(32)
+  const opts = { chunkSize: C, maxDirtyBytes: 8 * C, maxUploads: 4, readAheadChunks: 0 }
+  const writer = new FileData(store, key, new ChunkCache(store, key, 16 * C), opts)
+  const ns = Namespace.empty(rootInodeId(randomBytes(32)), C, 0, 0)
+  const f = new FileState(ns.add('/f', ns.makeInode('file', 0o644, 0, 0)))
+  const contents = randomBytes(3 * C - 100)
+  await writer.write(f, contents, 0)
+  await writer.snapshot(f).refs
+
+  // Another reader's memory is empty: nothing to copy yet.
+  const data = new FileData(store, key, new ChunkCache(store, key, 16 * C), opts)
+  const buf = Buffer.alloc(C)
+  t.equal(data.readNow(f, buf, C, 0, true), undefined, 'not in memory: read() must fetch')
+  const gets = store.gets
+  t.equal(await data.read(f, Buffer.alloc(2 * C), 2 * C, 0, true), 2 * C)
+  t.equal(data.readNow(f, buf, C, C / 2, true), C, 'across two cached chunks')
+  t.ok(buf.equals(contents.subarray(C / 2, C / 2 + C)), 'the bytes')
+  const tail = Buffer.alloc(500)
+  t.equal(data.readNow(f, tail, 500, 2 * C - 10, true), undefined, 'a chunk not in memory (the third) makes it wait')
+  t.equal(await data.read(f, tail, 500, 2 * C + 10, false), 500)
+  t.equal(data.readNow(f, tail, 500, 2 * C + 20, false), 500, 'a random read of a cached block')
+  t.ok(tail.equals(contents.subarray(2 * C + 20, 2 * C + 520)))
+  t.equal(data.readNow(f, tail, 500, contents.length - 10, false), 10, 'up to the end of the file')
+  t.equal(data.readNow(f, tail, 500, contents.length, false), 0, 'at the end')
+  t.ok(store.gets > gets, 'read() fetched')
+  const fetched = store.gets
+  data.readNow(f, buf, C, 0, true)
+  t.equal(store.gets, fetched, 'readNow never fetches')
+
+  // Written bytes not yet stored: read() overlays them, readNow does not try.
+  await data.write(f, Buffer.from('new'), 5)
+  t.equal(data.readNow(f, buf, C, 0, true), undefined, 'buffered writes make it wait')
+  t.equal(await data.read(f, buf, 8, 0, true), 8)
+  t.same(buf.subarray(5, 8), Buffer.from('new'))
+})
