@@ -11,7 +11,7 @@ import http from 'node:http'
 import https from 'node:https'
 import type { IncomingMessage } from 'node:http'
 import type * as Sdk from '@aws-sdk/client-s3'
-import { BlobListBody, ByteRange, HealthBody, MAX_LIST_LIMIT, ServerError, StatsBody, VerifyBody, VersionConflictError, isBlobId, mapLimit, rangeHeader } from '../protocol'
+import { BlobListBody, type BufferPool, ByteRange, HealthBody, MAX_LIST_LIMIT, ServerError, StatsBody, VerifyBody, VersionConflictError, isBlobId, mapLimit, rangeHeader } from '../protocol'
 import type { MemberClient } from './member-client'
 import type { S3Location } from './member-url'
 import { retry } from './retry'
@@ -118,10 +118,10 @@ export class S3MemberClient implements MemberClient {
     return 'created' // content-addressed: a second PUT of the same id stores the same bytes
   }
 
-  async getBlob(id: string, range?: ByteRange): Promise<Buffer | null> {
+  async getBlob(id: string, range?: ByteRange, into?: BufferPool): Promise<Buffer | null> {
     if (range && range.end <= range.start) return Buffer.alloc(0)
     try {
-      return (await this.getObject(this.blobKey(id), range))?.body ?? null
+      return (await this.getObject(this.blobKey(id), range, undefined, into))?.body ?? null
     } catch (err) {
       if (err instanceof ServerError && err.status === 416) return Buffer.alloc(0) // a range past the end
       throw err
@@ -287,12 +287,12 @@ export class S3MemberClient implements MemberClient {
     }
   }
 
-  /** An object's bytes and headers, or null when the key is absent (a missing bucket is an error). */
-  private async getObject(key: string, range?: ByteRange, signal?: AbortSignal): Promise<{ body: Buffer; output: Sdk.GetObjectCommandOutput } | null> {
+  /** An object's bytes (in memory from `into`, if given) and headers, or null when the key is absent (a missing bucket is an error). */
+  private async getObject(key: string, range?: ByteRange, signal?: AbortSignal, into?: BufferPool): Promise<{ body: Buffer; output: Sdk.GetObjectCommandOutput } | null> {
     const s = await loadSdk()
     try {
       const output = await this.send(new s.GetObjectCommand({ Bucket: this.opts.bucket, Key: key, Range: range ? rangeHeader(range) : undefined }), true, signal)
-      return { body: await this.readBody(output.Body as IncomingMessage, output.ContentLength), output }
+      return { body: await this.readBody(output.Body as IncomingMessage, output.ContentLength, into), output }
     } catch (err) {
       if (err instanceof ServerError && err.status === 404 && err.body?.message !== 'NoSuchBucket') return null
       throw err
@@ -379,9 +379,10 @@ export class S3MemberClient implements MemberClient {
    * The answer's bytes into one buffer sized from its length (no list of parts to join), as
    * ServerClient reads; capped the same way: a store must not make us allocate what its header claims.
    */
-  private readBody(body: IncomingMessage, length: number | undefined): Promise<Buffer> {
+  private readBody(body: IncomingMessage, length: number | undefined, into?: BufferPool): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      const whole = length !== undefined && length > 0 && length <= MAX_PREALLOCATE ? Buffer.allocUnsafe(length) : null
+      const sized = length !== undefined && length > 0 && length <= MAX_PREALLOCATE
+      const whole = sized ? (into ? into.take(length) : Buffer.allocUnsafe(length)) : null
       const parts: Buffer[] = []
       let received = 0
       body.on('data', (d: Buffer) => {

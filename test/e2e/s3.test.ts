@@ -127,6 +127,26 @@ print('synced', flush=True)
     t.equal(copies[0]?.value?.toString(), 'the same bytes', 'holding the value written, without the store\'s header')
   })
 
+  t.test('ranges from the bucket are read into recycled memory, lent to the check only', async (t) => {
+    await ceph.createBucket('edfs-ranges')
+    Object.assign(process.env, ceph.env)
+    const cluster = await Cluster.connect({ servers: [ceph.memberUrl('edfs-ranges')], user: 'alice', password: 'unused', replicas: 1 })
+    t.teardown(() => cluster.close())
+    const data = Buffer.alloc(3 * 1024 * 1024, 7)
+    data.write('a marker at the start of the range', 1000)
+    const id = createHash('sha256').update(data).digest('hex')
+    await cluster.put(id, data)
+    const seen: ArrayBufferLike[] = []
+    for (let round = 0; round < 2; round++) {
+      const copy = await cluster.getRange(id, { start: 1000, end: 2_000_000 }, (bytes) => {
+        seen.push(bytes.buffer)
+        return Buffer.from(bytes)
+      })
+      t.ok(copy.equals(data.subarray(1000, 2_000_000)), `round ${round}: the bytes`)
+    }
+    t.equal(seen[1], seen[0], 'the second answer went into the memory the first gave back')
+  })
+
   t.test('a stale writer is refused although the record holds the same bytes again (no ABA)', async (t) => {
     await ceph.createBucket('edfs-aba')
     Object.assign(process.env, ceph.env)
