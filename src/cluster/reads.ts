@@ -97,8 +97,15 @@ async function fetchFrom<T>(pool: Pool, m: Member, id: string, range?: ByteRange
     return { ok: true, data }
   }
   try {
-    return { ok: true, data: check!(data) }
+    const checked = check!(data)
+    // The bytes go back to the pool when this returns: a check still at work on them would read reused memory.
+    if (checked instanceof Promise) {
+      checked.catch(() => undefined)
+      throw new ClusterConfigError('getRange needs a check that finishes with the bytes before it returns (not async)')
+    }
+    return { ok: true, data: checked }
   } catch (err) {
+    if (err instanceof ClusterConfigError) throw err
     pool.reportCorruption(id, m, `bytes ${range.start}-${range.end} failed the check: ${(err as Error).message}`)
     return { ok: false, reason: `corrupt (check failed: ${(err as Error).message})`, transient: false }
   } finally {

@@ -36,12 +36,15 @@ export class BufferPool {
 
   /**
    * Gives back a buffer `take` returned, once nothing reads or writes it any more. A buffer from
-   * elsewhere is ignored, so a caller may give back whatever it was handed.
+   * elsewhere is ignored, so a caller may give back whatever it was handed. When the spares are
+   * full, the oldest make room: spares of sizes no longer asked for never keep out those that are.
    */
   give(bytes: Buffer): void {
     const ab = bytes.buffer as ArrayBuffer
-    if (!this.own.has(ab) || this.spareBytes + ab.byteLength > this.maxSpareBytes) return
+    if (!this.own.has(ab)) return
     if (this.spares.includes(ab)) throw new Error('internal: a pooled buffer was given back twice')
+    if (ab.byteLength > this.maxSpareBytes) return
+    while (this.spareBytes + ab.byteLength > this.maxSpareBytes) this.spareBytes -= this.spares.shift()!.byteLength
     this.spares.push(ab)
     this.spareBytes += ab.byteLength
   }

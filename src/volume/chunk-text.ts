@@ -1,7 +1,8 @@
 // A chunk's plaintext as the chunk cache keeps it: the pieces it was opened in (one per 64 KiB AEAD
 // block) rather than one buffer they were copied into. The copy into a fresh 4 MiB buffer cost a
-// third of opening a chunk and a page fault per 4 KiB (profiled on a cold sequential read); readers
-// copy what they want straight from the pieces into their own buffers (the FUSE reply).
+// third of opening a chunk and a page fault per 4 KiB (profiled on a cold sequential read). A stream
+// and any read of a cached chunk copy straight from the pieces into the FUSE reply; a random read
+// across two blocks being fetched still joins them once (ChunkCache.range).
 import { BLOCK_SIZE } from '../crypto'
 
 export class ChunkText {

@@ -61,6 +61,11 @@ t.test('cluster against 4 servers', async (t) => {
     await t.rejects(cluster.get('../../etc/passwd'), /invalid blob id/)
     await t.rejects(cluster.put(b!.id, b!.data, 0), /copies must be a positive integer/)
     await t.rejects(cluster.getRange(b!.id, { start: 10, end: 5 }, (x) => x), /invalid byte range/)
+    await cluster.put(b!.id, b!.data)
+    const before = cluster.counters.corruptions
+    await t.rejects(cluster.getRange(b!.id, { start: 0, end: 10 }, async (x) => Buffer.from(x)), /a check that finishes with the bytes before it returns/,
+      'an async check is refused: the bytes it would read are reused once it returns')
+    t.equal(cluster.counters.corruptions, before, 'and not taken for a corrupt copy')
   })
 
   await t.test('connect errors are clear', async (t) => {

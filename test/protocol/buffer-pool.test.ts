@@ -31,6 +31,18 @@ t.test('bounds: large requests and spare memory beyond the limit are not pooled'
   t.equal(pool.take(0).length, 0)
 })
 
+t.test('when the spares are full, the oldest make room for what is given back now', async (t) => {
+  const pool = new BufferPool(1 << 20, 1 << 20)
+  const small = Array.from({ length: 8 }, () => pool.take(100_000)) // 8 x 128 KiB: the whole budget
+  for (const b of small) pool.give(b)
+  t.equal(pool.bytes, 1 << 20)
+  const big = pool.take(900_000)
+  pool.give(big)
+  t.ok(pool.bytes <= 1 << 20, 'still within the budget')
+  t.equal(pool.take(900_000).buffer, big.buffer, 'a size asked for now is kept, not turned away by older spares')
+  t.equal(pool.take(100_000).buffer, small[7]!.buffer, 'the newest of the older spares are still there')
+})
+
 t.test('memory from elsewhere is ignored; a double give is a bug it reports', async (t) => {
   const pool = new BufferPool(1 << 20, 4 << 20)
   pool.give(Buffer.alloc(65536))
