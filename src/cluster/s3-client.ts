@@ -292,7 +292,7 @@ export class S3MemberClient implements MemberClient {
     const s = await loadSdk()
     try {
       const output = await this.send(new s.GetObjectCommand({ Bucket: this.opts.bucket, Key: key, Range: range ? rangeHeader(range) : undefined }), true, signal)
-      return { body: await this.readBody(output.Body as IncomingMessage, output.ContentLength, into), output }
+      return { body: await this.readBody(output.Body as IncomingMessage, output.ContentLength, into, range ? range.end - range.start : undefined), output }
     } catch (err) {
       if (err instanceof ServerError && err.status === 404 && err.body?.message !== 'NoSuchBucket') return null
       throw err
@@ -379,13 +379,20 @@ export class S3MemberClient implements MemberClient {
    * The answer's bytes into one buffer sized from its length (no list of parts to join), as
    * ServerClient reads; capped the same way: a store must not make us allocate what its header claims.
    */
-  private readBody(body: IncomingMessage, length: number | undefined, into?: BufferPool): Promise<Buffer> {
+  private readBody(body: IncomingMessage, length: number | undefined, into?: BufferPool, maxBody = Infinity): Promise<Buffer> {
     return new Promise((resolve, reject) => {
+      // A range's answer is at most its length: a store claiming or sending more is refused, never kept.
+      const tooLong = (n: number) => {
+        body.destroy()
+        reject(new ServerError(0, 'unknown', `an answer of ${n} bytes to a request for at most ${maxBody}`, this.url))
+      }
+      if (length !== undefined && length > maxBody) return tooLong(length)
       const sized = length !== undefined && length > 0 && length <= MAX_PREALLOCATE
       const whole = sized ? (into ? into.take(length) : Buffer.allocUnsafe(length)) : null
       const parts: Buffer[] = []
       let received = 0
       body.on('data', (d: Buffer) => {
+        if (received + d.length > maxBody) return tooLong(received + d.length)
         if (whole && received + d.length <= whole.length) d.copy(whole, received)
         else parts.push(d)
         received += d.length

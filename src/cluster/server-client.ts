@@ -94,7 +94,8 @@ export class ServerClient implements MemberClient {
   /** The blob's bytes (or the range of them), or null when the server does not hold it. */
   async getBlob(id: string, range?: ByteRange, into?: BufferPool): Promise<Buffer | null> {
     const headers = range ? { range: rangeHeader(range) } : undefined
-    const a = await this.signed('GET', ROUTES.blob(id), undefined, undefined, headers, [404], into)
+    // A range's answer is at most its length: a server claiming more is refused before anything is allocated.
+    const a = await this.signed('GET', ROUTES.blob(id), undefined, undefined, headers, [404], { into, maxBody: range ? range.end - range.start : undefined })
     return a.status === 404 ? null : a.body
   }
 
@@ -197,14 +198,14 @@ export class ServerClient implements MemberClient {
   /** A signed request; logs in again once when the server forgot the session (e.g. it restarted). */
   private async signed(
     method: string, path: string, body?: Buffer, contentSha256?: string,
-    headers?: Record<string, string>, okStatuses: number[] = [], into?: BufferPool,
+    headers?: Record<string, string>, okStatuses: number[] = [], answerInto: Pick<Via, 'into' | 'maxBody'> = {},
   ): Promise<Answer> {
     for (let attempt = 0; ; attempt++) {
       const session = await this.currentSession()
       const sha = body ? (contentSha256 ?? sha256Hex(body)) : ''
       const all: Record<string, string> = { ...headers, [HEADERS.authorization]: signRequest(session.id, session.key, method, path, sha) }
       if (body) all[HEADERS.contentSha256] = sha
-      const a = await this.raw(method, path, body, all, { fresh: false, timeoutMs: this.timeoutMs, into })
+      const a = await this.raw(method, path, body, all, { fresh: false, timeoutMs: this.timeoutMs, ...answerInto })
       if (a.status === 401 && attempt === 0) {
         const code = method === 'HEAD' ? 'session-expired' : this.errorBody(a)?.error
         if (code && SESSION_RETRY_CODES.has(code)) {

@@ -26,6 +26,8 @@ export interface Via {
   timeoutMs: number
   /** Where a successful answer's body goes (memory given back by the caller once it is done with it); else new memory. */
   into?: BufferPool
+  /** Most bytes a successful answer may carry (a range's length): a longer one is an error, and is never allocated. */
+  maxBody?: number
 }
 
 export interface TransportOptions {
@@ -94,7 +96,7 @@ export class ServerTransport {
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart: () => undefined, // its presence marks the handler as undici 7's kind
         onResponseStart: (_c, status, h) => {
-          if (status >= 200) answer = new BodyCollector(status, h, method, via.into)
+          if (status >= 200) answer = new BodyCollector(status, h, method, via)
         },
         onResponseData: (_c, chunk) => answer?.add(chunk),
         onResponseEnd: () => {
@@ -117,7 +119,7 @@ export class ServerTransport {
           ...(via.fresh ? { agent: false, ca: this.opts.ca } : { agent: this.agent }),
         },
         (res) => {
-          const answer = new BodyCollector(res.statusCode ?? 0, res.headers, method, via.into)
+          const answer = new BodyCollector(res.statusCode ?? 0, res.headers, method, via)
           res.on('data', (d: Buffer) => answer.add(d))
           res.on('error', reject)
           res.on('end', () => {
@@ -154,24 +156,33 @@ class BodyCollector {
   private readonly expected: number
   private readonly whole: Buffer | null
   private readonly parts: Buffer[] = []
+  /** Most bytes kept (a successful answer to a range request); beyond it nothing more is kept. */
+  private readonly limit: number
   received = 0
 
-  constructor(readonly status: number, readonly headers: Record<string, string | string[] | undefined>, private readonly method: string, into?: BufferPool) {
+  constructor(readonly status: number, readonly headers: Record<string, string | string[] | undefined>, private readonly method: string, via: Via) {
     this.expected = Number(headers['content-length'])
+    const ok = status >= 200 && status < 300
+    this.limit = ok && via.maxBody !== undefined ? via.maxBody : Infinity
     // Capped: a hostile or broken server must not make us allocate whatever its header claims.
-    const preallocate = method !== 'HEAD' && Number.isSafeInteger(this.expected) && this.expected > 0 && this.expected <= MAX_PREALLOCATE
-    const pooled = into && status >= 200 && status < 300 ? into : null
+    const preallocate = method !== 'HEAD' && Number.isSafeInteger(this.expected) && this.expected > 0 && this.expected <= Math.min(MAX_PREALLOCATE, this.limit)
+    const pooled = ok ? via.into : undefined
     this.whole = preallocate ? (pooled ? pooled.take(this.expected) : Buffer.allocUnsafe(this.expected)) : null
   }
 
   add(d: Buffer): void {
-    if (this.whole && this.received + d.length <= this.expected) d.copy(this.whole, this.received)
+    if (this.received + d.length > this.limit) this.parts.length = 0 // refused in finish: nothing more is kept
+    else if (this.whole && this.received + d.length <= this.expected) d.copy(this.whole, this.received)
     else this.parts.push(d)
     this.received += d.length
   }
 
   /** The answer, or the reason it is not whole. */
   finish(origin: string): Answer | ServerError {
+    const claimed = Number.isFinite(this.expected) ? this.expected : this.received
+    if (this.method !== 'HEAD' && Math.max(claimed, this.received) > this.limit) {
+      return new ServerError(this.status, 'unknown', `an answer of ${Math.max(claimed, this.received)} bytes to a request for at most ${this.limit}`, origin)
+    }
     if (this.method !== 'HEAD' && Number.isFinite(this.expected) && this.received !== this.expected) {
       return new ServerError(this.status, 'unknown', `short answer: ${this.received} of ${this.expected} bytes`, origin)
     }

@@ -100,6 +100,15 @@ for (const undici of [false, true]) {
       t.equal(into.bytes, again.body.buffer.byteLength, 'the spare stays spare: a 404 body does not take it')
     })
 
+    await t.test('an answer longer than asked for is refused, never allocated; an error answer is not held to it', async (t) => {
+      await t.rejects(transport.send('GET', '/big', undefined, {}, { ...pooled, maxBody: 1000 }), /an answer of 4194317 bytes to a request for at most 1000/, 'a length claimed')
+      await t.rejects(transport.send('GET', '/chunked', undefined, {}, { ...pooled, maxBody: 1000 }), /an answer of \d+ bytes to a request for at most 1000/, 'sent without a length')
+      const exact = await transport.send('GET', '/chunked', undefined, {}, { ...pooled, maxBody: 5000 })
+      t.ok(exact.body.equals(BIG.subarray(0, 5000)), 'as long as asked for: whole')
+      const gone = await transport.send('GET', '/gone', undefined, {}, { ...pooled, maxBody: 5 })
+      t.equal(gone.status, 404, 'an error answer longer than the range still comes back as the error it is')
+    })
+
     await t.test('a torn answer is an error, never a short body', async (t) => {
       await t.rejects(transport.send('GET', '/short', undefined, {}, pooled))
     })
