@@ -16,7 +16,7 @@ import type { MemberClient } from './member-client'
 import type { S3Location } from './member-url'
 import { retry } from './retry'
 import { DEFAULT_TIMEOUT_MS } from './server-client'
-import { MAX_PREALLOCATE, TimeoutError, UnreachableError } from './server-transport'
+import { BodyCollector, TimeoutError, UnreachableError } from './server-transport'
 
 export interface S3MemberOptions extends S3Location {
   url: string
@@ -375,33 +375,26 @@ export class S3MemberClient implements MemberClient {
     return new ServerError(status, code, what, this.url)
   }
 
-  /**
-   * The answer's bytes into one buffer sized from its length (no list of parts to join), as
-   * ServerClient reads; capped the same way: a store must not make us allocate what its header claims.
-   */
-  private readBody(body: IncomingMessage, length: number | undefined, into?: BufferPool, maxBody = Infinity): Promise<Buffer> {
+  /** The answer's bytes, read as the transport reads a server's (server-transport.ts, BodyCollector): a range's answer at most its length. */
+  private readBody(body: IncomingMessage, length: number | undefined, into?: BufferPool, maxBody?: number): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      // A range's answer is at most its length: a store claiming or sending more is refused, never kept.
-      const tooLong = (n: number) => {
-        body.destroy()
-        reject(new ServerError(0, 'unknown', `an answer of ${n} bytes to a request for at most ${maxBody}`, this.url))
+      const answer = new BodyCollector(200, length === undefined ? {} : { 'content-length': String(length) }, 'GET', { into, maxBody })
+      const done = () => {
+        const got = answer.finish(this.url)
+        if (got instanceof ServerError) reject(got)
+        else resolve(got.body)
       }
-      if (length !== undefined && length > maxBody) return tooLong(length)
-      const sized = length !== undefined && length > 0 && length <= MAX_PREALLOCATE
-      const whole = sized ? (into ? into.take(length) : Buffer.allocUnsafe(length)) : null
-      const parts: Buffer[] = []
-      let received = 0
+      // Refused as soon as it is too long: nothing more is read.
+      if (answer.tooLong) return (body.destroy(), done())
       body.on('data', (d: Buffer) => {
-        if (received + d.length > maxBody) return tooLong(received + d.length)
-        if (whole && received + d.length <= whole.length) d.copy(whole, received)
-        else parts.push(d)
-        received += d.length
+        answer.add(d)
+        if (answer.tooLong) {
+          body.destroy()
+          done()
+        }
       })
       body.on('error', (err) => reject(this.memberError(err)))
-      body.on('end', () => {
-        if (whole && received !== whole.length) return reject(new ServerError(0, 'unknown', `short answer: ${received} of ${whole.length} bytes`, this.url))
-        resolve(whole ?? Buffer.concat(parts))
-      })
+      body.on('end', done)
     })
   }
 }

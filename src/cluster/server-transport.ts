@@ -151,8 +151,12 @@ export class ServerTransport {
   }
 }
 
-/** An answer's body as it arrives: one buffer filled in place when the length is known (and sane), pieces otherwise. */
-class BodyCollector {
+/**
+ * An answer's body as it arrives: one buffer filled in place when the length is known (and sane),
+ * pieces otherwise; a successful answer longer than `via.maxBody` is refused and never kept. Both
+ * transports and the S3 member read bodies through it.
+ */
+export class BodyCollector {
   private readonly expected: number
   private readonly whole: Buffer | null
   private readonly parts: Buffer[] = []
@@ -160,7 +164,7 @@ class BodyCollector {
   private readonly limit: number
   received = 0
 
-  constructor(readonly status: number, readonly headers: Record<string, string | string[] | undefined>, private readonly method: string, via: Via) {
+  constructor(readonly status: number, readonly headers: Record<string, string | string[] | undefined>, private readonly method: string, via: Pick<Via, 'into' | 'maxBody'>) {
     this.expected = Number(headers['content-length'])
     const ok = status >= 200 && status < 300
     this.limit = ok && via.maxBody !== undefined ? via.maxBody : Infinity
@@ -168,6 +172,11 @@ class BodyCollector {
     const preallocate = method !== 'HEAD' && Number.isSafeInteger(this.expected) && this.expected > 0 && this.expected <= Math.min(MAX_PREALLOCATE, this.limit)
     const pooled = ok ? via.into : undefined
     this.whole = preallocate ? (pooled ? pooled.take(this.expected) : Buffer.allocUnsafe(this.expected)) : null
+  }
+
+  /** Longer than allowed already (claimed or received): finish() will refuse it, so the caller may stop reading. */
+  get tooLong(): boolean {
+    return this.method !== 'HEAD' && Math.max(Number.isFinite(this.expected) ? this.expected : 0, this.received) > this.limit
   }
 
   add(d: Buffer): void {
